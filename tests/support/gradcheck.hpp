@@ -1,0 +1,61 @@
+#pragma once
+// Finite-difference gradient checking (double precision) for tests.
+//
+// Usage: build a scalar loss L = sum(output * upstream) with a fixed random `upstream`, run the
+// module's backward(upstream) to get analytic gradients, then compare each analytic gradient
+// with central differences of L obtained by perturbing the corresponding tensor in place.
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "coordiff/core/tensor.hpp"
+
+namespace coordiff::testing {
+
+struct GradTarget {
+  std::string name;
+  Tensor<double>* value;           // perturbed in place
+  const Tensor<double>* analytic;  // gradient from backward()
+};
+
+/// sum(a * b) over all elements (shapes must agree).
+inline double dot(const Tensor<double>& a, const Tensor<double>& b) {
+  REQUIRE(a.shape() == b.shape());
+  double s = 0;
+  for (index_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+/// Norm-wise relative error ||analytic - numeric|| / max(||analytic||, ||numeric||, 1e-12) of each
+/// target; returns the largest and CHECKs each against `tol`. `loss` must recompute the forward pass.
+inline double check_gradients(const std::function<double()>& loss, const std::vector<GradTarget>& targets,
+                              double tol = 1e-6, double eps = 1e-6) {
+  double worst = 0;
+  for (const auto& t : targets) {
+    REQUIRE_MESSAGE(t.value->shape() == t.analytic->shape(), "gradient shape mismatch for ", t.name);
+    double diff2 = 0, a2 = 0, n2 = 0;
+    for (index_t i = 0; i < t.value->size(); ++i) {
+      const double orig = (*t.value)[i];
+      (*t.value)[i] = orig + eps;
+      const double lp = loss();
+      (*t.value)[i] = orig - eps;
+      const double lm = loss();
+      (*t.value)[i] = orig;
+      const double num = (lp - lm) / (2 * eps);
+      const double ana = (*t.analytic)[i];
+      diff2 += (num - ana) * (num - ana);
+      a2 += ana * ana;
+      n2 += num * num;
+    }
+    const double rel = std::sqrt(diff2) / std::max({std::sqrt(a2), std::sqrt(n2), 1e-12});
+    CHECK_MESSAGE(rel < tol, "gradient of ", t.name, ": relative error ", rel, " (|analytic|=", std::sqrt(a2),
+                  ", |numeric|=", std::sqrt(n2), ")");
+    worst = std::max(worst, rel);
+  }
+  return worst;
+}
+
+}  // namespace coordiff::testing
