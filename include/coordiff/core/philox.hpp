@@ -6,7 +6,6 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
-#include <numbers>
 
 #include "coordiff/core/tensor.hpp"
 
@@ -40,6 +39,46 @@ COORDIFF_HOST_DEVICE void philox_round(std::uint32_t c[4], const std::uint32_t k
 }
 }  // namespace detail
 
+/// Philox4x32-10 on raw arrays; callable from host and CUDA device code.
+COORDIFF_HOST_DEVICE void philox4x32_10(const std::uint32_t counter[4], const std::uint32_t key[2],
+                                        std::uint32_t out[4]) {
+  std::uint32_t c[4] = {counter[0], counter[1], counter[2], counter[3]};
+  std::uint32_t k[2] = {key[0], key[1]};
+  for (int r = 0; r < 10; ++r) {
+    if (r > 0) {
+      k[0] += detail::kPhiloxW0;
+      k[1] += detail::kPhiloxW1;
+    }
+    detail::philox_round(c, k);
+  }
+  out[0] = c[0];
+  out[1] = c[1];
+  out[2] = c[2];
+  out[3] = c[3];
+}
+
+/// Block `block_index` of the stream keyed by (seed, stream): counter = (block_index, stream), key = seed.
+COORDIFF_HOST_DEVICE void philox_stream_block(std::uint64_t seed, std::uint64_t stream, std::uint64_t block_index,
+                                              std::uint32_t out[4]) {
+  const std::uint32_t counter[4] = {static_cast<std::uint32_t>(block_index), static_cast<std::uint32_t>(block_index >> 32),
+                                    static_cast<std::uint32_t>(stream), static_cast<std::uint32_t>(stream >> 32)};
+  const std::uint32_t key[2] = {static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)};
+  philox4x32_10(counter, key, out);
+}
+
+/// 32 random bits -> uniform double in the open interval (0, 1).
+COORDIFF_HOST_DEVICE double uniform_open01(std::uint32_t bits) {
+  return (static_cast<double>(bits) + 0.5) * 2.3283064365386963e-10;  // 2^-32
+}
+
+/// Box-Muller on two 32-bit draws -> two standard normals (computed in double on every backend).
+COORDIFF_HOST_DEVICE void box_muller(std::uint32_t a, std::uint32_t b, double& n0, double& n1) {
+  const double r = sqrt(-2.0 * log(uniform_open01(a)));
+  const double theta = 6.283185307179586 * uniform_open01(b);  // 2*pi
+  n0 = r * cos(theta);
+  n1 = r * sin(theta);
+}
+
 /// The raw Philox4x32 bijection with `rounds` rounds (10 is the standard, crush-resistant choice).
 inline PhiloxBlock philox4x32(PhiloxBlock counter, PhiloxKey key, int rounds = 10) {
   std::uint32_t c[4] = {counter[0], counter[1], counter[2], counter[3]};
@@ -54,9 +93,6 @@ inline PhiloxBlock philox4x32(PhiloxBlock counter, PhiloxKey key, int rounds = 1
   return {c[0], c[1], c[2], c[3]};
 }
 
-/// 32 random bits -> uniform double in the open interval (0, 1).
-inline double uniform_open01(std::uint32_t bits) { return (static_cast<double>(bits) + 0.5) * 0x1p-32; }
-
 /// A keyed stream of random numbers: key = seed, counter = (index/4, stream).
 class Philox {
  public:
@@ -65,9 +101,9 @@ class Philox {
   std::uint64_t stream() const { return stream_; }
 
   PhiloxBlock block(std::uint64_t block_index) const {
-    return philox4x32({static_cast<std::uint32_t>(block_index), static_cast<std::uint32_t>(block_index >> 32),
-                       static_cast<std::uint32_t>(stream_), static_cast<std::uint32_t>(stream_ >> 32)},
-                      {static_cast<std::uint32_t>(seed_), static_cast<std::uint32_t>(seed_ >> 32)});
+    PhiloxBlock b;
+    philox_stream_block(seed_, stream_, block_index, b.data());
+    return b;
   }
   std::uint32_t bits(std::uint64_t index) const { return block(index / 4)[index % 4]; }
   /// Uniform in (0, 1) at `index`.
@@ -80,12 +116,8 @@ class Philox {
   std::array<double, 4> normal4(std::uint64_t block_index) const {
     const PhiloxBlock b = block(block_index);
     std::array<double, 4> out{};
-    for (int pair = 0; pair < 2; ++pair) {
-      const double r = std::sqrt(-2.0 * std::log(uniform_open01(b[2 * pair])));
-      const double theta = 2.0 * std::numbers::pi * uniform_open01(b[2 * pair + 1]);
-      out[2 * pair] = r * std::cos(theta);
-      out[2 * pair + 1] = r * std::sin(theta);
-    }
+    box_muller(b[0], b[1], out[0], out[1]);
+    box_muller(b[2], b[3], out[2], out[3]);
     return out;
   }
 
