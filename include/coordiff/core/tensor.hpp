@@ -22,8 +22,12 @@ using Shape = std::vector<index_t>;
 
 inline std::string to_string(const Shape& s) {
   std::string r = "[";
-  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
-  return r + "]";
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i) r.push_back(',');
+    r.append(std::to_string(s[i]));
+  }
+  r.push_back(']');
+  return r;
 }
 
 inline index_t numel(const Shape& s) {
