@@ -13,8 +13,10 @@ template <class T>
 class MLP {
  public:
   MLP() = default;
-  MLP(std::vector<index_t> sizes, Activation act, Rng& rng, bool activate_last = false)
-      : act_(act), activate_last_(activate_last) {
+  /// first_index shifts the Sequential indices (e.g. 1 when a parameter-free module sits at index 0, as
+  /// the sinusoidal embedding in Diffuser's time_mlp).
+  MLP(std::vector<index_t> sizes, Activation act, Rng& rng, bool activate_last = false, index_t first_index = 0)
+      : act_(act), activate_last_(activate_last), first_index_(first_index) {
     require<ConfigError>(sizes.size() >= 2, "MLP: need at least input and output sizes, got ", sizes.size());
     for (std::size_t i = 0; i + 1 < sizes.size(); ++i) layers_.emplace_back(sizes[i], sizes[i + 1], rng);
     pre_.resize(layers_.size());
@@ -22,7 +24,8 @@ class MLP {
   std::vector<Linear<T>>& layers() { return layers_; }
 
   void collect_parameters(ParameterList<T>& out, const std::string& prefix) {
-    for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i].collect_parameters(out, join_name(prefix, std::to_string(2 * i)));
+    for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i].collect_parameters(
+          out, join_name(prefix, std::to_string(first_index_ + 2 * static_cast<index_t>(i))));
   }
 
   Tensor<T> forward(const Tensor<T>& x) {
@@ -58,6 +61,7 @@ class MLP {
   std::vector<Linear<T>> layers_;
   Activation act_ = Activation::ReLU;
   bool activate_last_ = false;
+  index_t first_index_ = 0;
   std::vector<Tensor<T>> pre_;
 };
 

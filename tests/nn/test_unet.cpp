@@ -1,0 +1,175 @@
+// Gradient checks and structural invariants of the attention and U-Net modules.
+#include <doctest/doctest.h>
+
+#include "coordiff/nn/agent_attention.hpp"
+#include "coordiff/nn/multi_agent_unet.hpp"
+#include "coordiff/nn/temporal_unet.hpp"
+#include "support/gradcheck.hpp"
+
+using namespace coordiff;
+using testing::GradTarget;
+
+namespace {
+std::vector<GradTarget> param_targets(nn::ParameterList<double>& params) {
+  std::vector<GradTarget> t;
+  for (auto& p : params) t.push_back({p.name, &p.param->value, &p.param->grad});
+  return t;
+}
+
+nn::UNetConfig tiny_config(bool returns) {
+  nn::UNetConfig c;
+  c.horizon = 4;
+  c.transition_dim = 3;
+  c.dim = 16;
+  c.dim_mults = {1, 2};
+  c.groups = 4;
+  c.kernel_size = 3;
+  c.returns_condition = returns;
+  return c;
+}
+
+void randomize_norms(nn::ParameterList<double>& params, Rng& rng) {
+  // Move GroupNorm affine parameters and attention gates away from their trivial initial values.
+  for (auto& p : params)
+    if (p.name.find("block.2") != std::string::npos || p.name.find("gamma") != std::string::npos)
+      p.param->value = rng.normal<double>(p.param->shape(), p.name.find("bias") != std::string::npos ? 0.0 : 0.8, 0.3);
+}
+}  // namespace
+
+TEST_CASE("gradcheck: ResidualTemporalBlock with residual conv and with identity residual") {
+  Rng rng(21);
+  for (index_t in : {3, 8}) {
+    nn::ResidualTemporalBlock<double> blk(in, 8, 6, 5, rng, 4);
+    auto x = rng.normal<double>({2, in, 5});
+    auto e = rng.normal<double>({2, 6});
+    auto up = rng.normal<double>({2, 8, 5});
+    auto params = nn::parameters_of<double>(blk);
+    randomize_norms(params, rng);
+    blk.forward(x, e);
+    auto [dx, de] = blk.backward(up);
+    auto targets = param_targets(params);
+    targets.push_back({"x", &x, &dx});
+    targets.push_back({"emb", &e, &de});
+    testing::check_gradients(
+        [&] {
+          nn::NoGradGuard g;
+          return testing::dot(blk.forward(x, e), up);
+        },
+        targets);
+  }
+}
+
+TEST_CASE("gradcheck: AgentSelfAttention (gamma != 0, and without residual)") {
+  Rng rng(22);
+  for (bool residual : {true, false}) {
+    nn::AgentSelfAttention<double> attn(16, 2, 4, 5, rng, 4, residual);
+    attn.gamma().value[0] = 0.7;
+    auto x = rng.normal<double>({2, 3, 16, 2});
+    auto e = rng.normal<double>({2, 3, 5});
+    auto up = rng.normal<double>(x.shape());
+    auto params = nn::parameters_of<double>(attn);
+    attn.forward(x, e);
+    auto [dx, de] = attn.backward(up);
+    auto targets = param_targets(params);
+    targets.push_back({"x", &x, &dx});
+    targets.push_back({"emb", &e, &de});
+    testing::check_gradients(
+        [&] {
+          nn::NoGradGuard g;
+          return testing::dot(attn.forward(x, e), up);
+        },
+        targets);
+  }
+}
+
+TEST_CASE("AgentSelfAttention: gamma = 0 is the identity; agent permutation is equivariant") {
+  Rng rng(23);
+  nn::AgentSelfAttention<double> attn(32, 2, 8, 6, rng);
+  auto x = rng.normal<double>({2, 3, 32, 4});
+  auto e = rng.normal<double>({2, 3, 6});
+  CHECK(attn.forward(x, e).storage() == x.storage());
+  attn.gamma().value[0] = 0.9;
+  auto y = attn.forward(x, e);
+  // swap agents 0 and 2 in inputs -> outputs swap too
+  auto px = x, pe = e;
+  for (index_t b = 0; b < 2; ++b) {
+    for (index_t i = 0; i < 32 * 4; ++i) std::swap(px[(b * 3 + 0) * 128 + i], px[(b * 3 + 2) * 128 + i]);
+    for (index_t i = 0; i < 6; ++i) std::swap(pe[(b * 3 + 0) * 6 + i], pe[(b * 3 + 2) * 6 + i]);
+  }
+  auto py = attn.forward(px, pe);
+  for (index_t b = 0; b < 2; ++b)
+    for (index_t i = 0; i < 128; ++i) {
+      CHECK(py[(b * 3 + 0) * 128 + i] == doctest::Approx(y[(b * 3 + 2) * 128 + i]).epsilon(1e-12));
+      CHECK(py[(b * 3 + 1) * 128 + i] == doctest::Approx(y[(b * 3 + 1) * 128 + i]).epsilon(1e-12));
+    }
+}
+
+TEST_CASE("gradcheck: TemporalUNet with return conditioning and classifier-free keep mask") {
+  Rng rng(24);
+  nn::TemporalUNet<double> net(tiny_config(true), rng);
+  auto params = nn::parameters_of<double>(net);
+  randomize_norms(params, rng);
+  auto x = rng.normal<double>({2, 4, 3});
+  Tensor<double> t({2}, {3.0, 17.0}), ret({2, 1}, {0.4, -0.2}), keep({2}, {1.0, 0.0});
+  auto up = rng.normal<double>(x.shape());
+  net.forward(x, t, &ret, &keep);
+  auto dx = net.backward(up);
+  auto targets = param_targets(params);
+  targets.push_back({"x", &x, &dx});
+  testing::check_gradients(
+      [&] {
+        nn::NoGradGuard g;
+        return testing::dot(net.forward(x, t, &ret, &keep), up);
+      },
+      targets, 1e-6, 1e-5, /*max_elements=*/24);
+}
+
+TEST_CASE("gradcheck: MultiAgentUNet with agent attention on bottleneck and skips") {
+  Rng rng(25);
+  nn::MultiAgentUNet<double> net(tiny_config(true), 3, rng);
+  auto params = nn::parameters_of<double>(net);
+  randomize_norms(params, rng);
+  auto x = rng.normal<double>({2, 4, 3, 3});
+  Tensor<double> t({2}, {5.0, 1.0}), ret({2, 3}, {0.1, 0.5, 0.9, -0.3, 0.2, 0.0}), keep({2, 3}, {1, 0, 1, 1, 1, 0});
+  auto up = rng.normal<double>(x.shape());
+  net.forward(x, t, &ret, &keep);
+  auto dx = net.backward(up);
+  auto targets = param_targets(params);
+  targets.push_back({"x", &x, &dx});
+  testing::check_gradients(
+      [&] {
+        nn::NoGradGuard g;
+        return testing::dot(net.forward(x, t, &ret, &keep), up);
+      },
+      targets, 1e-6, 1e-5, /*max_elements=*/24);
+}
+
+TEST_CASE("MultiAgentUNet: with all gates at 0 it equals the shared TemporalUNet per agent") {
+  Rng rng(26);
+  nn::MultiAgentUNet<double> net(tiny_config(true), 3, rng);
+  auto x = rng.normal<double>({2, 4, 3, 3});
+  Tensor<double> t({2}, {5.0, 1.0}), ret({2, 3}, {0.1, 0.5, 0.9, -0.3, 0.2, 0.0});
+  auto y = net.forward(x, t, &ret);
+  for (index_t a = 0; a < 3; ++a) {
+    auto xa = x.view().select(2, a).contiguous();
+    Tensor<double> ra({2, 1}, {ret(0, a), ret(1, a)});
+    auto ya = net.trunk().forward(xa, t, &ra);
+    for (index_t b = 0; b < 2; ++b)
+      for (index_t h = 0; h < 4; ++h)
+        for (index_t f = 0; f < 3; ++f) CHECK(y(b, h, a, f) == doctest::Approx(ya(b, h, f)).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("U-Nets: configuration and shape errors are reported") {
+  Rng rng(27);
+  auto cfg = tiny_config(true);
+  cfg.horizon = 6;
+  cfg.dim_mults = {1, 2, 4};
+  CHECK_THROWS_AS(nn::TemporalUNet<float>(cfg, rng), ConfigError);  // 6 not divisible by 4
+  nn::TemporalUNet<float> net(tiny_config(true), rng);
+  Tensor<float> t({2}, 1.0f), ret({2, 1}, 0.5f);
+  CHECK_THROWS_AS(net.forward(Tensor<float>({2, 4, 5}), t, &ret), ShapeError);
+  CHECK_THROWS_AS(net.forward(Tensor<float>({2, 4, 3}), t), ConfigError);  // returns missing
+  nn::MultiAgentUNet<float> multi(tiny_config(false), 2, rng);
+  CHECK_THROWS_AS(multi.forward(Tensor<float>({2, 4, 3, 3}), t), ShapeError);  // 3 agents for a 2-agent model
+}
