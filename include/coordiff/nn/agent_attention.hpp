@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "coordiff/backend/cpu/gemm.hpp"
+#include "coordiff/backend/cpu/softmax.hpp"
 #include "coordiff/nn/activations.hpp"
 #include "coordiff/nn/conv1d.hpp"
 #include "coordiff/nn/linear.hpp"
@@ -72,7 +73,7 @@ class AgentSelfAttention {
         backend::cpu::gemm(Trans::No, Trans::Yes, a_, a_, dq, scale, q_.data() + (b * a_ * qk_ * heads_ + h * qk_) * l_,
                            qk_ * heads_ * l_, k_.data() + (b * a_ * qk_ * heads_ + h * qk_) * l_, qk_ * heads_ * l_, T(0),
                            P, a_);
-        for (index_t i = 0; i < a_; ++i) softmax_row(P + i * a_, a_);
+        backend::cpu::softmax_rows(P, a_, a_);
         backend::cpu::gemm(Trans::No, Trans::No, a_, dv, a_, T(1), P, a_,
                            v_t_.data() + (b * a_ * c_ + h * v_) * l_, c_ * l_, T(0),
                            out_.data() + (b * a_ * c_ + h * v_) * l_, c_ * l_);
@@ -113,11 +114,7 @@ class AgentSelfAttention {
         backend::cpu::gemm(Trans::Yes, Trans::No, a_, dvl, a_, T(1), P, a_, dout.data() + vo, c_ * l_, T(0),
                            dv.data() + vo, c_ * l_);
         // softmax backward: dS = P * (dP - sum_j dP*P), then dots = scale * Q K^T
-        for (index_t i = 0; i < a_; ++i) {
-          T dot = 0;
-          for (index_t j = 0; j < a_; ++j) dot += dP[i * a_ + j] * P[i * a_ + j];
-          for (index_t j = 0; j < a_; ++j) dP[i * a_ + j] = P[i * a_ + j] * (dP[i * a_ + j] - dot);
-        }
+        backend::cpu::softmax_rows_backward(P, dP.data(), a_, a_);
         backend::cpu::gemm(Trans::No, Trans::No, a_, dqk, a_, scale, dP.data(), a_, k_.data() + qo, qs, T(0),
                            dq.data() + qo, qs);
         backend::cpu::gemm(Trans::Yes, Trans::No, a_, dqk, a_, scale, dP.data(), a_, q_.data() + qo, qs, T(0),
@@ -136,13 +133,6 @@ class AgentSelfAttention {
   }
 
  private:
-  static void softmax_row(T* r, index_t n) {
-    T m = r[0];
-    for (index_t j = 1; j < n; ++j) m = std::max(m, r[j]);
-    T s = 0;
-    for (index_t j = 0; j < n; ++j) s += (r[j] = std::exp(r[j] - m));
-    for (index_t j = 0; j < n; ++j) r[j] /= s;
-  }
   /// proj [N, ch, L] += temb [N, ch] broadcast over L
   static Tensor<T> add_time(Tensor<T> proj, const Tensor<T>& temb) {
     const index_t N = proj.dim(0), ch = proj.dim(1), L = proj.dim(2);

@@ -1,0 +1,5 @@
+#pragma once
+#include "coordiff/nn/optim/adam.hpp"
+#include "coordiff/nn/optim/ema.hpp"
+#include "coordiff/nn/optim/grad_clip.hpp"
+#include "coordiff/nn/optim/lr_schedule.hpp"
