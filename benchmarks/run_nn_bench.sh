@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds bench_nn, runs the PyTorch peer (which also writes the shared weights), then the C++ benchmark
+# (which checks parity with those weights before timing), and prints a markdown table with the ratio.
+# Usage: benchmarks/run_nn_bench.sh [threads]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+scripts/install_deps.sh bench
+threads=${1:-$(nproc)}
+build=${COORDIFF_BENCH_BUILD_DIR:-build/bench}
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOORDIFF_BUILD_BENCHMARKS=ON \
+  -DCOORDIFF_BUILD_TESTS=OFF -DCOORDIFF_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build "$build" -j"$(nproc)" --target bench_nn
+out="$build/results"
+mkdir -p "$out"
+/usr/bin/python3 benchmarks/peer/bench_nn_torch.py --threads "$threads" --weights "$out/nn_weights.npz" --json "$out/torch.json"
+OMP_NUM_THREADS=$threads "$build/benchmarks/bench_nn" --weights="$out/nn_weights.npz" --threads="$threads" \
+  --benchmark_format=json --benchmark_out="$out/coordiff.json" --benchmark_out_format=json >/dev/null
+/usr/bin/python3 - "$out/torch.json" "$out/coordiff.json" <<'PY'
+import json, sys
+torch = {r["name"]: r for r in json.load(open(sys.argv[1]))["runs"]}
+ours = json.load(open(sys.argv[2]))
+ctx = ours["context"]
+print(f"machine: {ctx.get('host_name','?')}, {ctx['num_cpus']} CPUs @ {ctx['mhz_per_cpu']} MHz; threads {json.load(open(sys.argv[1]))['threads']}; torch {json.load(open(sys.argv[1]))['torch']}\n")
+print("| network / pass / batch | coordiff ms | PyTorch ms | speed-up | coordiff GFLOP/s | PyTorch GFLOP/s |")
+print("|---|---:|---:|---:|---:|---:|")
+for b in ours["benchmarks"]:
+    name = b["name"].replace("/real_time", "").replace("/min_time:2.000", "")
+    t = torch.get(name)
+    if t is None:
+        continue
+    ms = b["real_time"] if b["time_unit"] == "ms" else b["real_time"] / 1e6
+    tms = t["seconds"] * 1e3
+    print(f"| {name} | {ms:.2f} | {tms:.2f} | {tms / ms:.2f}x | {t['flops'] / ms / 1e6:.1f} | {t['flops'] / tms / 1e6:.1f} |")
+PY
