@@ -1,15 +1,28 @@
-// A downstream project that finds an installed coordiff with find_package and trains one Linear step.
+// A downstream project that finds an installed coordiff with find_package and runs the README example:
+// a MADiff-layout multi-agent denoiser, its state dict written and read back as npz, one training step.
 #include <coordiff/coordiff.hpp>
 
 #include <cstdio>
+#include <filesystem>
 
 int main() {
-  coordiff::Rng rng(3);
-  coordiff::nn::Linear<float> layer(4, 2, rng);
-  auto x = rng.normal<float>({8, 4});
-  auto y = layer.forward(x);
-  auto dx = layer.backward(y);  // d(0.5*|y|^2)/dy = y
-  if (y.shape() != coordiff::Shape{8, 2} || dx.shape() != x.shape()) return 1;
-  std::printf("consumer ok: y[0]=%g\n", static_cast<double>(y[0]));
+  namespace cd = coordiff;
+  cd::Rng rng(/*seed=*/0);
+  cd::nn::UNetConfig cfg{.horizon = 8, .transition_dim = 6, .dim = 32, .dim_mults = {1, 2, 4}, .returns_condition = true};
+  cd::nn::MultiAgentUNet<float> net(cfg, /*n_agents=*/3, rng);
+  auto params = cd::nn::parameters_of<float>(net);
+  const auto path = std::filesystem::temp_directory_path() / "coordiff_consumer_weights.npz";
+  cd::nn::save_state_dict(path, params);
+  cd::nn::load_state_dict(params, cd::io::NpzFile::load(path));
+
+  auto x = rng.normal<float>({4, 8, 3, 6});  // [batch, horizon, agents, features]
+  cd::Tensor<float> t({4}, 10.0f), returns({4, 3}, 0.9f);
+  auto eps = net.forward(x, t, &returns);
+  cd::nn::optim::Adam<float> adam(params, cd::nn::optim::AdamOptions{.lr = 2e-4});
+  net.backward(eps);  // gradient of 0.5 * |eps|^2
+  adam.step();
+  if (eps.shape() != x.shape()) return 1;
+  std::printf("consumer ok: %lld parameters, eps[0] = %g\n", static_cast<long long>(cd::nn::parameter_count(params)),
+              static_cast<double>(eps[0]));
   return 0;
 }
