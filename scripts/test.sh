@@ -1,16 +1,12 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds the test suite and runs ctest (long checks: `ctest -L long`).
-# When nvcc is present, also builds the CUDA backend and its tests (they skip without a GPU).
+# When nvcc is present, first builds the CUDA backend and its parity tests (they skip without a GPU).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/install_deps.sh test
 jobs=$(nproc)
-build=${COORDIFF_BUILD_DIR:-build/test}
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOORDIFF_BUILD_TESTS=ON -DCOORDIFF_BUILD_EXAMPLES=ON
-cmake --build "$build" -j"$jobs"
 status=0
-ctest --test-dir "$build" --output-on-failure -j"$jobs" -LE long || status=$?
 
 nvcc_bin=$(command -v nvcc || true)
 [ -z "$nvcc_bin" ] && [ -x /usr/local/cuda/bin/nvcc ] && nvcc_bin=/usr/local/cuda/bin/nvcc
@@ -24,4 +20,9 @@ if [ -n "$nvcc_bin" ] && [ "${COORDIFF_SKIP_CUDA:-0}" != 1 ]; then
 else
   echo "coordiff: nvcc not found; CUDA build skipped"
 fi
+
+build=${COORDIFF_BUILD_DIR:-build/test}
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOORDIFF_BUILD_TESTS=ON -DCOORDIFF_BUILD_EXAMPLES=ON
+cmake --build "$build" -j"$jobs"
+ctest --test-dir "$build" --output-on-failure -j"$jobs" -LE long || status=$?
 exit $status
