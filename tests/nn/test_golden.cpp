@@ -12,6 +12,7 @@
 #include "coordiff/nn/multi_agent_unet.hpp"
 #include "coordiff/nn/multihead_attention.hpp"
 #include "coordiff/nn/sinusoidal_embedding.hpp"
+#include "coordiff/nn/temporal_block.hpp"
 #include "coordiff/nn/temporal_unet.hpp"
 #include "support/golden.hpp"
 
@@ -69,6 +70,20 @@ TEST_CASE("golden: sinusoidal step embedding") { golden_simple("layer_sinusoidal
 TEST_CASE("golden: MLP (Sequential names 0, 2, 4)") {
   Rng rng(0);
   golden_simple("layer_mlp_relu", nn::MLP<float>({6, 8, 8, 3}, nn::Activation::ReLU, rng));
+}
+
+TEST_CASE("golden: ResidualTemporalBlock (conditioned on an embedding, 1x1 residual conv)") {
+  Rng rng(0);
+  nn::ResidualTemporalBlock<float> blk(4, 16, 6, 5, rng, 4);
+  auto npz = testing::load_golden("layer_residual_temporal_block");
+  auto params = nn::parameters_of<float>(blk);
+  testing::load_golden_params(params, npz);
+  auto y = blk.forward(npz.tensor<float>("input.x"), npz.tensor<float>("input.emb"));
+  testing::check_close(y, npz.tensor<double>("output.y"), "block output");
+  auto [dx, de] = blk.backward(npz.tensor<float>("upstream.y"));
+  testing::check_close(dx, npz.tensor<double>("grad.input.x"), "block grad x");
+  testing::check_close(de, npz.tensor<double>("grad.input.emb"), "block grad emb");
+  for (auto& p : params) testing::check_close(p.param->grad, npz.tensor<double>("grad.param." + p.name), "block grad " + p.name);
 }
 
 TEST_CASE("golden: AgentSelfAttention (MADiff inter-agent attention)") {

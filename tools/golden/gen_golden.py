@@ -58,6 +58,8 @@ def layers():
         "layer_sinusoidal": (tu.SinusoidalPosEmb(16), {"x": torch.tensor([0.0, 1.0, 7.0, 199.0], dtype=torch.float64)}),
         "layer_mlp_relu": (nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3)), {"x": rnd(5, 6)}),
     }
+    cases["layer_residual_temporal_block"] = (tu.ResidualTemporalBlock(4, 16, 6, 5, groups=4),
+                                              {"x": rnd(2, 4, 6), "emb": rnd(2, 6)})
     for name, (m, inputs) in cases.items():
         seeded(1)
         perturb_affine(m, g)
