@@ -78,14 +78,15 @@ Models& models() {
   return m;
 }
 
-template <bool Backward>
-void bm_multi_agent_unet(benchmark::State& state) {
-  auto& net = *models().multi;
+// Times net.forward (no gradients) or forward + backward on a batch shaped like `sample` (batch axis first).
+template <bool Backward, class Net>
+void run_unet(benchmark::State& state, Net& net, cd::Shape sample, cd::index_t return_cols) {
   const cd::index_t B = state.range(0);
+  sample.insert(sample.begin(), B);
   cd::Rng rng(1);
-  auto x = rng.normal<float>({B, kHorizon, kAgents, kFeatures});
-  cd::Tensor<float> t({B}, 17.0f), ret({B, kAgents}, 0.9f);
-  auto dy = rng.normal<float>({B, kHorizon, kAgents, kFeatures});
+  auto x = rng.normal<float>(sample);
+  auto dy = rng.normal<float>(sample);
+  cd::Tensor<float> t({B}, 17.0f), ret({B, return_cols}, 0.9f);
   for (auto _ : state) {
     if constexpr (Backward) {
       auto y = net.forward(x, t, &ret);
@@ -99,23 +100,12 @@ void bm_multi_agent_unet(benchmark::State& state) {
 }
 
 template <bool Backward>
+void bm_multi_agent_unet(benchmark::State& state) {
+  run_unet<Backward>(state, *models().multi, {kHorizon, kAgents, kFeatures}, kAgents);
+}
+template <bool Backward>
 void bm_temporal_unet(benchmark::State& state) {
-  auto& net = *models().single;
-  const cd::index_t B = state.range(0);
-  cd::Rng rng(2);
-  auto x = rng.normal<float>({B, kHorizon, kFeatures});
-  cd::Tensor<float> t({B}, 17.0f), ret({B, 1}, 0.9f);
-  auto dy = rng.normal<float>({B, kHorizon, kFeatures});
-  for (auto _ : state) {
-    if constexpr (Backward) {
-      auto y = net.forward(x, t, &ret);
-      benchmark::DoNotOptimize(net.backward(dy));
-    } else {
-      cd::nn::NoGradGuard ng;
-      benchmark::DoNotOptimize(net.forward(x, t, &ret));
-    }
-  }
-  state.counters["samples/s"] = benchmark::Counter(static_cast<double>(B), benchmark::Counter::kIsIterationInvariantRate);
+  run_unet<Backward>(state, *models().single, {kHorizon, kFeatures}, 1);
 }
 
 void batches(benchmark::internal::Benchmark* b) {

@@ -6,18 +6,12 @@
 #include "coordiff/core/philox.hpp"
 #include "coordiff/nn/checkpoint.hpp"
 #include "coordiff/nn/linear.hpp"
+#include "support/scratch.hpp"
 
 using namespace coordiff;
 namespace fs = std::filesystem;
 
 namespace {
-fs::path ckpt_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("coordiff_test_ckpt_io_" + name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
 // Two Linear layers named like a small PyTorch Sequential ("net.0.weight", ...).
 template <class T>
 struct TwoLayer {
@@ -36,18 +30,10 @@ std::vector<std::vector<T>> snapshot(const nn::ParameterList<T>& params) {
   return s;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
 }  // namespace
 
 TEST_CASE("checkpoint: double model, metadata and extras round-trip bit-exactly") {
-  const auto dir = ckpt_dir("roundtrip");
+  const auto dir = testing::scratch_dir("ckpt_io_roundtrip");
   Rng rng(11);
   TwoLayer<double> net(3, 5, 2, rng);
   const auto params = nn::parameters_of<double>(net, "net");
@@ -78,7 +64,7 @@ TEST_CASE("checkpoint: double model, metadata and extras round-trip bit-exactly"
 }
 
 TEST_CASE("checkpoint: double checkpoint into a float model rounds each value") {
-  const auto dir = ckpt_dir("convert");
+  const auto dir = testing::scratch_dir("ckpt_io_convert");
   Rng rng(5);
   nn::Linear<double> d(4, 2, rng);
   nn::save_checkpoint(dir / "d.ckpt", nn::parameters_of<double>(d, "l"), {"Linear", 0, {}});
@@ -89,7 +75,7 @@ TEST_CASE("checkpoint: double checkpoint into a float model rounds each value") 
 }
 
 TEST_CASE("checkpoint: another architecture is rejected naming the first differing tensor, model untouched") {
-  const auto dir = ckpt_dir("arch");
+  const auto dir = testing::scratch_dir("ckpt_io_arch");
   Rng rng(7);
   TwoLayer<float> net(3, 5, 2, rng);
   Tensor<float> ema = rng.normal<float>({4});
@@ -100,7 +86,7 @@ TEST_CASE("checkpoint: another architecture is rejected naming the first differi
     const auto p = nn::parameters_of<float>(other, "net");
     const auto before = snapshot(p);
     CHECK_THROWS_AS(nn::load_checkpoint(dir / "n.ckpt", p), ShapeError);
-    const auto msg = error_of([&] { nn::load_checkpoint(dir / "n.ckpt", p); });
+    const auto msg = testing::message_of<Error>([&] { nn::load_checkpoint(dir / "n.ckpt", p); });
     CHECK(msg.find("net.0.weight") != std::string::npos);
     CHECK(msg.find("[5,3]") != std::string::npos);
     CHECK(msg.find("[6,3]") != std::string::npos);
@@ -110,7 +96,7 @@ TEST_CASE("checkpoint: another architecture is rejected naming the first differi
     nn::Linear<float> one(3, 5, rng);
     const auto p = nn::parameters_of<float>(one, "net.0");
     const auto before = snapshot(p);
-    const auto msg = error_of([&] { nn::load_checkpoint(dir / "n.ckpt", p); });
+    const auto msg = testing::message_of<Error>([&] { nn::load_checkpoint(dir / "n.ckpt", p); });
     CHECK(msg.find("net.1.weight") != std::string::npos);
     CHECK(snapshot(p) == before);
   }
@@ -125,14 +111,14 @@ TEST_CASE("checkpoint: another architecture is rejected naming the first differi
     } three{TwoLayer<float>(3, 5, 2, rng), nn::Linear<float>(2, 2, rng)};
     const auto p = nn::parameters_of<float>(three, "net");
     const auto before = snapshot(p);
-    const auto msg = error_of([&] { nn::load_checkpoint(dir / "n.ckpt", p); });
+    const auto msg = testing::message_of<Error>([&] { nn::load_checkpoint(dir / "n.ckpt", p); });
     CHECK(msg.find("net.2.weight") != std::string::npos);
     CHECK(snapshot(p) == before);
   }
   SUBCASE("renamed parameters") {
     TwoLayer<float> same(3, 5, 2, rng);
     const auto p = nn::parameters_of<float>(same, "model");
-    const auto msg = error_of([&] { nn::load_checkpoint(dir / "n.ckpt", p); });
+    const auto msg = testing::message_of<Error>([&] { nn::load_checkpoint(dir / "n.ckpt", p); });
     CHECK(msg.find("model.0.weight") != std::string::npos);
     CHECK(msg.find("net.0.weight") != std::string::npos);
   }
@@ -150,7 +136,7 @@ TEST_CASE("checkpoint: another architecture is rejected naming the first differi
 }
 
 TEST_CASE("checkpoint: bad magic, truncation at every length and flipped bytes raise FormatError naming the file") {
-  const auto dir = ckpt_dir("damage");
+  const auto dir = testing::scratch_dir("ckpt_io_damage");
   Rng rng(13);
   nn::Linear<float> net(3, 2, rng);
   const auto params = nn::parameters_of<float>(net, "l");

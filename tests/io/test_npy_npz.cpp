@@ -8,30 +8,13 @@
 #include "coordiff/nn/linear.hpp"
 #include "coordiff/nn/state_dict.hpp"
 #include "support/golden.hpp"
+#include "support/scratch.hpp"
 
 using namespace coordiff;
 namespace fs = std::filesystem;
 
 namespace {
 std::string npz_fixture(const std::string& name) { return testing::fixture_path("npz/" + name); }
-
-fs::path scratch_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("coordiff_test_" + name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-template <class E>
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  FAIL("expected exception not thrown");
-  return {};
-}
 
 void check_numpy_arrays(const io::NpzFile& f) {
   auto f32 = f.tensor<float>("f32", {3, 4});
@@ -74,7 +57,7 @@ TEST_CASE("npy: reads NumPy .npy files, C and Fortran order") {
 }
 
 TEST_CASE("npz: C++ write then read round-trips every dtype, compressed and stored") {
-  const auto dir = scratch_dir("npz_roundtrip");
+  const auto dir = testing::scratch_dir("npz_roundtrip");
   Rng rng(5);
   auto a = rng.normal<float>({4, 3, 2});
   auto b = rng.normal<double>({7});
@@ -112,26 +95,26 @@ TEST_CASE("npz: bytes written by coordiff match NumPy's own serialisation of the
 
 TEST_CASE("npz: missing keys, wrong shapes and wrong kinds name the file and the key") {
   auto f = io::NpzFile::load(npz_fixture("numpy_savez.npz"));
-  auto msg = message_of<FormatError>([&] { f.tensor<float>("observations"); });
+  auto msg = testing::message_of<FormatError>([&] { f.tensor<float>("observations"); });
   CHECK(msg.find("numpy_savez.npz") != std::string::npos);
   CHECK(msg.find("'observations'") != std::string::npos);
   CHECK(msg.find("f32") != std::string::npos);  // lists what is available
-  auto smsg = message_of<ShapeError>([&] { f.tensor<float>("f32", {4, 3}); });
+  auto smsg = testing::message_of<ShapeError>([&] { f.tensor<float>("f32", {4, 3}); });
   CHECK(smsg.find("f32") != std::string::npos);
   CHECK_THROWS_AS(f.tensor<float>("meta"), FormatError);
   CHECK_THROWS_AS(f.strings("f32"), FormatError);
 }
 
 TEST_CASE("npz: malformed files raise FormatError/IoError, never crash") {
-  auto truncated = message_of<FormatError>([] { io::NpzFile::load(npz_fixture("bad_truncated.npz")); });
+  auto truncated = testing::message_of<FormatError>([] { io::NpzFile::load(npz_fixture("bad_truncated.npz")); });
   CHECK(truncated.find("bad_truncated.npz") != std::string::npos);
-  auto crc = message_of<FormatError>([] { io::NpzFile::load(npz_fixture("bad_corrupt_data.npz")); });
+  auto crc = testing::message_of<FormatError>([] { io::NpzFile::load(npz_fixture("bad_corrupt_data.npz")); });
   CHECK(crc.find("f32.npy") != std::string::npos);
-  CHECK(message_of<FormatError>([] { io::load_npy<float>(npz_fixture("bad_short_data.npy")); }).find("truncated data") !=
+  CHECK(testing::message_of<FormatError>([] { io::load_npy<float>(npz_fixture("bad_short_data.npy")); }).find("truncated data") !=
         std::string::npos);
-  CHECK(message_of<FormatError>([] { io::load_npy<float>(npz_fixture("bad_header.npy")); }).find("bad_header.npy") !=
+  CHECK(testing::message_of<FormatError>([] { io::load_npy<float>(npz_fixture("bad_header.npy")); }).find("bad_header.npy") !=
         std::string::npos);
-  CHECK(message_of<FormatError>([] { io::load_npy<float>(npz_fixture("bad_dtype.npy")); }).find("<c8") != std::string::npos);
+  CHECK(testing::message_of<FormatError>([] { io::load_npy<float>(npz_fixture("bad_dtype.npy")); }).find("<c8") != std::string::npos);
   CHECK_THROWS_AS(io::NpzFile::load(npz_fixture("does_not_exist.npz")), IoError);
   CHECK_THROWS_AS(io::NpzFile::load(npz_fixture("numpy_f64.npy")), FormatError);  // not a zip
   // Every prefix of a valid archive is rejected cleanly (exercises each bounds check).
@@ -150,7 +133,7 @@ TEST_CASE("npz: malformed files raise FormatError/IoError, never crash") {
 }
 
 TEST_CASE("atomic write: a failed write leaves no temporary file and keeps the old target") {
-  const auto dir = scratch_dir("atomic");
+  const auto dir = testing::scratch_dir("atomic");
   const auto target = dir / "keep.npz";
   io::NpzWriter().add("x", Tensor<float>({2}, {1, 2})).save(target);
   CHECK_THROWS_AS(io::NpzWriter().add("x", Tensor<float>({1})).save(dir / "missing_dir" / "y.npz"), IoError);
@@ -165,7 +148,7 @@ TEST_CASE("atomic write: a failed write leaves no temporary file and keeps the o
 }
 
 TEST_CASE("state_dict: save/load by PyTorch names; missing, misshapen and unexpected keys are named") {
-  const auto dir = scratch_dir("state_dict");
+  const auto dir = testing::scratch_dir("state_dict");
   Rng rng(9);
   nn::Linear<float> a(3, 2, rng), b(3, 2, rng);
   auto pa = nn::parameters_of<float>(a, "net.0"), pb = nn::parameters_of<float>(b, "net.0");
@@ -175,13 +158,13 @@ TEST_CASE("state_dict: save/load by PyTorch names; missing, misshapen and unexpe
   CHECK(b.bias().value.storage() == a.bias().value.storage());
   nn::Linear<float> wrong(4, 2, rng);
   const auto before = wrong.bias().value.storage();
-  auto msg = message_of<ShapeError>(
+  auto msg = testing::message_of<ShapeError>(
       [&] { nn::load_state_dict(nn::parameters_of<float>(wrong, "net.0"), io::NpzFile::load(dir / "w.npz")); });
   CHECK(msg.find("net.0.weight") != std::string::npos);
   CHECK(wrong.bias().value.storage() == before);  // nothing written on failure
   CHECK_THROWS_AS(nn::load_state_dict(nn::parameters_of<float>(a, "net.1"), io::NpzFile::load(dir / "w.npz")), FormatError);
   nn::Linear<float> nobias(3, 2, rng, false);
-  auto extra = message_of<FormatError>(
+  auto extra = testing::message_of<FormatError>(
       [&] { nn::load_state_dict(nn::parameters_of<float>(nobias, "net.0"), io::NpzFile::load(dir / "w.npz")); });
   CHECK(extra.find("net.0.bias") != std::string::npos);
 }

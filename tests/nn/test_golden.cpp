@@ -72,32 +72,32 @@ TEST_CASE("golden: MLP (Sequential names 0, 2, 4)") {
   golden_simple("layer_mlp_relu", nn::MLP<float>({6, 8, 8, 3}, nn::Activation::ReLU, rng));
 }
 
+namespace {
+/// Modules taking (x, emb) whose backward returns {dx, demb}.
+template <class M>
+void golden_two_input(const std::string& fixture, M& module) {
+  auto npz = testing::load_golden(fixture);
+  auto params = nn::parameters_of<float>(module);
+  testing::load_golden_params(params, npz);
+  auto y = module.forward(npz.tensor<float>("input.x"), npz.tensor<float>("input.emb"));
+  testing::check_close(y, npz.tensor<double>("output.y"), fixture + " output");
+  auto [dx, de] = module.backward(npz.tensor<float>("upstream.y"));
+  testing::check_close(dx, npz.tensor<double>("grad.input.x"), fixture + " grad x");
+  testing::check_close(de, npz.tensor<double>("grad.input.emb"), fixture + " grad emb");
+  for (auto& p : params) testing::check_close(p.param->grad, npz.tensor<double>("grad.param." + p.name), fixture + " grad " + p.name);
+}
+}  // namespace
+
 TEST_CASE("golden: ResidualTemporalBlock (conditioned on an embedding, 1x1 residual conv)") {
   Rng rng(0);
   nn::ResidualTemporalBlock<float> blk(4, 16, 6, 5, rng, 4);
-  auto npz = testing::load_golden("layer_residual_temporal_block");
-  auto params = nn::parameters_of<float>(blk);
-  testing::load_golden_params(params, npz);
-  auto y = blk.forward(npz.tensor<float>("input.x"), npz.tensor<float>("input.emb"));
-  testing::check_close(y, npz.tensor<double>("output.y"), "block output");
-  auto [dx, de] = blk.backward(npz.tensor<float>("upstream.y"));
-  testing::check_close(dx, npz.tensor<double>("grad.input.x"), "block grad x");
-  testing::check_close(de, npz.tensor<double>("grad.input.emb"), "block grad emb");
-  for (auto& p : params) testing::check_close(p.param->grad, npz.tensor<double>("grad.param." + p.name), "block grad " + p.name);
+  golden_two_input("layer_residual_temporal_block", blk);
 }
 
 TEST_CASE("golden: AgentSelfAttention (MADiff inter-agent attention)") {
   Rng rng(0);
   nn::AgentSelfAttention<float> attn(32, 2, 8, 16, rng);
-  auto npz = testing::load_golden("attn_agent");
-  auto params = nn::parameters_of<float>(attn);
-  testing::load_golden_params(params, npz);
-  auto y = attn.forward(npz.tensor<float>("input.x"), npz.tensor<float>("input.emb"));
-  testing::check_close(y, npz.tensor<double>("output.y"), "attn output");
-  auto [dx, de] = attn.backward(npz.tensor<float>("upstream.y"));
-  testing::check_close(dx, npz.tensor<double>("grad.input.x"), "attn grad x");
-  testing::check_close(de, npz.tensor<double>("grad.input.emb"), "attn grad emb");
-  for (auto& p : params) testing::check_close(p.param->grad, npz.tensor<double>("grad.param." + p.name), "attn grad " + p.name);
+  golden_two_input("attn_agent", attn);
 }
 
 TEST_CASE("golden: MultiheadSelfAttention over time and over agents (torch.nn.MultiheadAttention)") {

@@ -9,6 +9,7 @@
 #include "coordiff/nn/optim/optim.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
+#include "support/scratch.hpp"
 
 using namespace coordiff;
 namespace fs = std::filesystem;
@@ -160,9 +161,7 @@ TEST_CASE("gradcheck: MultiheadSelfAttention over time and over agents") {
 }
 
 TEST_CASE("checkpoint: round trip with optimizer state; damaged and foreign files are rejected by name") {
-  const fs::path dir = fs::temp_directory_path() / "coordiff_test_ckpt";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = testing::scratch_dir("ckpt");
   Rng rng(3);
   nn::Linear<float> net(4, 3, rng);
   auto params = nn::parameters_of<float>(net, "model");
