@@ -116,6 +116,23 @@ TEST_CASE("golden: MultiheadSelfAttention over time and over agents (torch.nn.Mu
   }
 }
 
+namespace {
+/// U-Nets called as forward(x, time, &returns, &keep) with those inputs stored in the fixture.
+template <class Net>
+void golden_conditioned_unet(const std::string& fixture, Net& net) {
+  Tensor<float> t, ret, keep;
+  golden_case(
+      fixture, net,
+      [&](const io::NpzFile& f) {
+        t = f.tensor<float>("input.time");
+        ret = f.tensor<float>("input.returns");
+        keep = f.tensor<float>("input.keep");
+        return net.forward(f.tensor<float>("input.x"), t, &ret, &keep);
+      },
+      [&](const Tensor<float>& up) { return net.backward(up); });
+}
+}  // namespace
+
 TEST_CASE("golden: TemporalUNet (returns condition, classifier-free keep mask)") {
   nn::UNetConfig cfg;
   cfg.horizon = 8;
@@ -126,16 +143,7 @@ TEST_CASE("golden: TemporalUNet (returns condition, classifier-free keep mask)")
   cfg.returns_condition = true;
   Rng rng(0);
   nn::TemporalUNet<float> net(cfg, rng);
-  Tensor<float> t, ret, keep;
-  golden_case(
-      "unet_temporal", net,
-      [&](const io::NpzFile& f) {
-        t = f.tensor<float>("input.time");
-        ret = f.tensor<float>("input.returns");
-        keep = f.tensor<float>("input.keep");
-        return net.forward(f.tensor<float>("input.x"), t, &ret, &keep);
-      },
-      [&](const Tensor<float>& up) { return net.backward(up); });
+  golden_conditioned_unet("unet_temporal", net);
 }
 
 namespace {
@@ -153,16 +161,7 @@ nn::UNetConfig multi_config() {
 TEST_CASE("golden: MultiAgentUNet (MADiff SharedConvAttentionDeconv, 3 agents)") {
   Rng rng(0);
   nn::MultiAgentUNet<float> net(multi_config(), 3, rng);
-  Tensor<float> t, ret, keep;
-  golden_case(
-      "unet_multi_agent", net,
-      [&](const io::NpzFile& f) {
-        t = f.tensor<float>("input.time");
-        ret = f.tensor<float>("input.returns");
-        keep = f.tensor<float>("input.keep");
-        return net.forward(f.tensor<float>("input.x"), t, &ret, &keep);
-      },
-      [&](const Tensor<float>& up) { return net.backward(up); });
+  golden_conditioned_unet("unet_multi_agent", net);
 }
 
 TEST_CASE("golden: MultiAgentUNet unconditional (cond_keep = 0)") {

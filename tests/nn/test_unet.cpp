@@ -107,13 +107,13 @@ TEST_CASE("AgentSelfAttention: gamma = 0 is the identity; agent permutation is e
     }
 }
 
-TEST_CASE("gradcheck: TemporalUNet with return conditioning and classifier-free keep mask") {
-  Rng rng(24);
-  nn::TemporalUNet<double> net(tiny_config(true), rng);
+namespace {
+/// Checks dL/dx and every parameter tensor (on a 24-element spread subset) of a conditioned U-Net.
+template <class Net>
+void gradcheck_unet(Net& net, Tensor<double> x, const Tensor<double>& t, const Tensor<double>& ret,
+                    const Tensor<double>& keep, Rng& rng) {
   auto params = nn::parameters_of<double>(net);
   randomize_norms(params, rng);
-  auto x = rng.normal<double>({2, 4, 3});
-  Tensor<double> t({2}, {3.0, 17.0}), ret({2, 1}, {0.4, -0.2}), keep({2}, {1.0, 0.0});
   auto up = rng.normal<double>(x.shape());
   net.forward(x, t, &ret, &keep);
   auto dx = net.backward(up);
@@ -126,25 +126,20 @@ TEST_CASE("gradcheck: TemporalUNet with return conditioning and classifier-free 
       },
       targets, 1e-6, 1e-5, /*max_elements=*/24);
 }
+}  // namespace
+
+TEST_CASE("gradcheck: TemporalUNet with return conditioning and classifier-free keep mask") {
+  Rng rng(24);
+  nn::TemporalUNet<double> net(tiny_config(true), rng);
+  Tensor<double> t({2}, {3.0, 17.0}), ret({2, 1}, {0.4, -0.2}), keep({2}, {1.0, 0.0});
+  gradcheck_unet(net, rng.normal<double>({2, 4, 3}), t, ret, keep, rng);
+}
 
 TEST_CASE("gradcheck: MultiAgentUNet with agent attention on bottleneck and skips") {
   Rng rng(25);
   nn::MultiAgentUNet<double> net(tiny_config(true), 3, rng);
-  auto params = nn::parameters_of<double>(net);
-  randomize_norms(params, rng);
-  auto x = rng.normal<double>({2, 4, 3, 3});
   Tensor<double> t({2}, {5.0, 1.0}), ret({2, 3}, {0.1, 0.5, 0.9, -0.3, 0.2, 0.0}), keep({2, 3}, {1, 0, 1, 1, 1, 0});
-  auto up = rng.normal<double>(x.shape());
-  net.forward(x, t, &ret, &keep);
-  auto dx = net.backward(up);
-  auto targets = param_targets(params);
-  targets.push_back({"x", &x, &dx});
-  testing::check_gradients(
-      [&] {
-        nn::NoGradGuard g;
-        return testing::dot(net.forward(x, t, &ret, &keep), up);
-      },
-      targets, 1e-6, 1e-5, /*max_elements=*/24);
+  gradcheck_unet(net, rng.normal<double>({2, 4, 3, 3}), t, ret, keep, rng);
 }
 
 TEST_CASE("MultiAgentUNet: with all gates at 0 it equals the shared TemporalUNet per agent") {
