@@ -1,7 +1,10 @@
 // Finite-difference gradient checks (double) and closed-form checks for the basic layers.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "coordiff/nn/activations.hpp"
 #include "coordiff/nn/conv1d.hpp"
@@ -167,4 +170,113 @@ TEST_CASE("layers: wrong shapes and bad configurations raise coordiff errors") {
   nn::LayerNorm<float> ln(Shape{5});
   CHECK_THROWS_AS(ln.forward(Tensor<float>({2, 4})), ShapeError);
   CHECK_THROWS_AS(nn::SinusoidalPosEmb<float>(7), ConfigError);
+}
+
+TEST_CASE("gradcheck: GroupNorm over two trailing dims and ConvTranspose1d stride 1 without bias") {
+  Rng rng(19);
+  nn::GroupNorm<double> gn(2, 6, 1e-3);
+  gn.weight().value = rng.normal<double>({6}, 1.0, 0.3);
+  gn.bias().value = rng.normal<double>({6}, 0.0, 0.3);
+  gradcheck_module(gn, rng.normal<double>({2, 6, 3, 4}), rng);
+  nn::ConvTranspose1d<double> ct(3, 2, 3, rng, 1, 0, 0, 1, false);
+  gradcheck_module(ct, rng.normal<double>({2, 3, 5}), rng);
+}
+
+namespace {
+/// Sample n of a [N, C, L] tensor as a [1, C, L] tensor.
+Tensor<double> sample(const Tensor<double>& x, index_t n) {
+  const index_t per = x.size() / x.dim(0);
+  return Tensor<double>({1, x.dim(1), x.dim(2)}, std::vector<double>(x.data() + n * per, x.data() + (n + 1) * per));
+}
+double max_abs_diff(const double* a, const double* b, index_t n) {
+  double m = 0;
+  for (index_t i = 0; i < n; ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
+}
+
+// A batch large enough to take the OpenMP paths of im2col/col2im must give the per-sample results.
+template <class Conv>
+void check_batch_matches_samples(Conv& conv, const Tensor<double>& x, Rng& rng) {
+  const index_t N = x.dim(0);
+  auto y = conv.forward(x);
+  auto up = rng.normal<double>(y.shape());
+  auto params = nn::parameters_of<double>(conv);
+  nn::zero_grad(params);
+  auto dx = conv.backward(up);
+  const Tensor<double> gw = conv.weight().grad, gb = conv.bias().grad;
+  nn::zero_grad(params);
+  const index_t ys = y.size() / N, xs = x.size() / N;
+  double dy_err = 0, dx_err = 0;
+  for (index_t n = 0; n < N; ++n) {
+    auto yn = conv.forward(sample(x, n));
+    dy_err = std::max(dy_err, max_abs_diff(yn.data(), y.data() + n * ys, ys));
+    auto dxn = conv.backward(sample(up, n));
+    dx_err = std::max(dx_err, max_abs_diff(dxn.data(), dx.data() + n * xs, xs));
+  }
+  CHECK(dy_err < 1e-12);
+  CHECK(dx_err < 1e-12);
+  CHECK(max_abs_diff(gw.data(), conv.weight().grad.data(), gw.size()) < 1e-10);  // summed over samples
+  CHECK(max_abs_diff(gb.data(), conv.bias().grad.data(), gb.size()) < 1e-10);
+  auto again = conv.forward(x);
+  CHECK(again.storage() == y.storage());  // deterministic run to run
+}
+}  // namespace
+
+TEST_CASE("Conv1d and ConvTranspose1d: a large batch gives the per-sample results") {
+  Rng rng(5);
+  nn::Conv1d<double> conv(64, 32, 5, rng, 1, 2);
+  check_batch_matches_samples(conv, rng.normal<double>({16, 64, 24}), rng);
+  nn::ConvTranspose1d<double> up(64, 32, 4, rng, 2, 1);
+  check_batch_matches_samples(up, rng.normal<double>({16, 64, 12}), rng);
+}
+
+TEST_CASE("SinusoidalPosEmb: closed-form values and ConvTranspose1d output lengths") {
+  nn::SinusoidalPosEmb<double> emb(8);  // half = 4: frequencies 1, 10^-4/3, 10^-8/3, 10^-4
+  auto y = emb.forward(Tensor<double>({2}, {0.0, 3.0}));
+  for (index_t j = 0; j < 4; ++j) {
+    const double f = std::pow(10.0, -4.0 * static_cast<double>(j) / 3.0);
+    CHECK(y(0, j) == 0.0);
+    CHECK(y(0, 4 + j) == 1.0);
+    CHECK(y(1, j) == doctest::Approx(std::sin(3.0 * f)).epsilon(1e-14));
+    CHECK(y(1, 4 + j) == doctest::Approx(std::cos(3.0 * f)).epsilon(1e-14));
+  }
+  Rng rng(6);
+  CHECK(nn::ConvTranspose1d<float>(2, 2, 4, rng, 2, 1).output_length(6) == 12);  // Upsample1d doubles L
+  CHECK(nn::ConvTranspose1d<float>(2, 3, 3, rng, 3, 1, 2, 2).output_length(4) == 14);
+}
+
+TEST_CASE("layers: more wrong shapes and bad configurations") {
+  Rng rng(7);
+  nn::ConvTranspose1d<float> ct(4, 3, 4, rng, 2, 1);
+  CHECK_THROWS_AS(ct.forward(Tensor<float>({2, 3, 5})), ShapeError);
+  CHECK_THROWS_AS(ct.forward(Tensor<float>({4, 5})), ShapeError);
+  ct.forward(Tensor<float>({2, 4, 5}));
+  CHECK_THROWS_AS(ct.backward(Tensor<float>({2, 3, 9})), ShapeError);
+  CHECK_THROWS_AS(nn::ConvTranspose1d<float>(2, 2, 3, rng, 2, 0, 2), ConfigError);  // output_padding >= stride
+  nn::Conv1d<float> conv(2, 2, 5, rng);
+  CHECK_THROWS_AS(conv.forward(Tensor<float>({1, 2, 4})), ShapeError);  // shorter than the kernel
+  conv.forward(Tensor<float>({1, 2, 6}));
+  CHECK_THROWS_AS(conv.backward(Tensor<float>({1, 2, 3})), ShapeError);
+  nn::GroupNorm<float> gn(2, 4);
+  CHECK_THROWS_AS(gn.forward(Tensor<float>({2, 6, 3})), ShapeError);
+  CHECK_THROWS_AS(gn.forward(Tensor<float>({4})), ShapeError);
+  CHECK(gn.forward(Tensor<float>({0, 4, 3})).shape() == Shape{0, 4, 3});  // empty batch is not an error
+  CHECK_THROWS_AS(nn::LayerNorm<float>(Shape{}), ConfigError);
+  nn::Mish<float> mish;
+  CHECK_THROWS_AS(mish.backward(Tensor<float>({3})), ShapeError);  // no forward yet
+  mish.forward(Tensor<float>({2, 3}));
+  CHECK_THROWS_AS(mish.backward(Tensor<float>({3, 2})), ShapeError);
+  nn::SinusoidalPosEmb<float> emb(8);
+  CHECK_THROWS_AS(emb.forward(Tensor<float>({2, 1})), ShapeError);
+  nn::MLP<float> mlp({3, 4, 2}, nn::Activation::ReLU, rng);
+  CHECK_THROWS_AS(mlp.forward(Tensor<float>({5, 4})), ShapeError);
+  CHECK_THROWS_AS(nn::MLP<float>({3}, nn::Activation::ReLU, rng), ConfigError);
+  try {
+    conv.forward(Tensor<float>({1, 3, 6}));
+    FAIL("expected a ShapeError");
+  } catch (const ShapeError& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find("Conv1d") != std::string::npos);  // names the layer, the expected and the actual shape
+    CHECK(msg.find("[1,3,6]") != std::string::npos);
+  }
 }

@@ -4,7 +4,7 @@
 Every layer and network is built in PyTorch with random float32-representable weights and inputs, run in
 float64, and its output and gradients (loss = sum(output * upstream)) are stored; see common.py for the key
 conventions. Optimizer fixtures replay fixed gradients through torch.optim.
-Usage: /usr/bin/python3 tools/golden/gen_golden.py
+Usage: /usr/bin/python3 tools/golden/gen_golden.py   (also runs gen_layers.py's extra layer cases)
 """
 import os
 import sys
@@ -14,6 +14,7 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import f32_round, run_case, save, seeded  # noqa: E402
+import gen_layers  # noqa: E402
 import torch_unet as tu  # noqa: E402
 
 
@@ -42,6 +43,7 @@ class Wrap(nn.Module):
 
 
 def layers():
+    seeded(0)  # the modules below draw their default initialisation from torch's global generator
     g = torch.Generator().manual_seed(0)
     rnd = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
     cases = {
@@ -166,6 +168,7 @@ def optimizers():
 
 if __name__ == "__main__":
     layers()
+    gen_layers.main()
     attention()
     unets()
     optimizers()

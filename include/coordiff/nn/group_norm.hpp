@@ -29,7 +29,7 @@ class GroupNorm {
     require<ShapeError>(x.rank() >= 2 && x.dim(1) == channels_, "GroupNorm: expected input [N, ", channels_,
                         ", ...], got ", to_string(x.shape()));
     n_ = x.dim(0);
-    spatial_ = x.size() / (n_ * channels_);
+    spatial_ = numel(Shape(x.shape().begin() + 2, x.shape().end()));  // not size / (N*C): N may be 0
     const index_t rows = n_ * groups_, len = (channels_ / groups_) * spatial_;
     xhat_.resize(x.shape(), false);
     inv_std_.resize({rows}, false);

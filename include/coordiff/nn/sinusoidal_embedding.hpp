@@ -18,10 +18,7 @@ class SinusoidalPosEmb {
   index_t dim() const { return dim_; }
   void collect_parameters(ParameterList<T>&, const std::string&) {}
 
-  T frequency(index_t j) const {
-    const index_t half = dim_ / 2;
-    return static_cast<T>(std::exp(-static_cast<double>(j) * std::log(10000.0) / static_cast<double>(half - 1)));
-  }
+  T frequency(index_t j) const { return static_cast<T>(frequency_d(j)); }
 
   /// t [N] -> [N, dim]
   Tensor<T> forward(const Tensor<T>& t) {
@@ -30,9 +27,10 @@ class SinusoidalPosEmb {
     Tensor<T> y({N, dim_});
     for (index_t n = 0; n < N; ++n)
       for (index_t j = 0; j < half; ++j) {
-        const T a = t[n] * frequency(j);
-        y(n, j) = std::sin(a);
-        y(n, half + j) = std::cos(a);
+        // The phase is formed in double: in float32, t ~ 1000 rad would carry ~6e-5 absolute phase error.
+        const double a = static_cast<double>(t[n]) * frequency_d(j);
+        y(n, j) = static_cast<T>(std::sin(a));
+        y(n, half + j) = static_cast<T>(std::cos(a));
       }
     if (grad_enabled()) t_ = t, cached_ = true;
     return y;
@@ -44,15 +42,21 @@ class SinusoidalPosEmb {
     const index_t N = t_.dim(0), half = dim_ / 2;
     require_shape(dy.shape(), {N, dim_}, "SinusoidalPosEmb::backward dy");
     Tensor<T> dt({N});
-    for (index_t n = 0; n < N; ++n)
+    for (index_t n = 0; n < N; ++n) {
+      double acc = 0;
       for (index_t j = 0; j < half; ++j) {
-        const T f = frequency(j), a = t_[n] * f;
-        dt[n] += dy(n, j) * std::cos(a) * f - dy(n, half + j) * std::sin(a) * f;
+        const double f = frequency_d(j), a = static_cast<double>(t_[n]) * f;
+        acc += f * (static_cast<double>(dy(n, j)) * std::cos(a) - static_cast<double>(dy(n, half + j)) * std::sin(a));
       }
+      dt[n] = static_cast<T>(acc);
+    }
     return dt;
   }
 
  private:
+  double frequency_d(index_t j) const {
+    return std::exp(-static_cast<double>(j) * std::log(10000.0) / static_cast<double>(dim_ / 2 - 1));
+  }
   index_t dim_ = 0;
   Tensor<T> t_;
   bool cached_ = false;
