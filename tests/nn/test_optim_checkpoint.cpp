@@ -24,13 +24,13 @@ struct TwoParams {
   nn::ParameterList<T> list() { return {{"a", &a}, {"b", &b}}; }
 };
 
-template <class T>
+template <class T, template <class> class Optimizer = Adam>
 void replay(const std::string& name, AdamOptions opt, double rtol) {
   auto f = testing::load_golden("optim_adam");
   TwoParams<T> p;
   p.a.value = f.tensor<T>("init.0");
   p.b.value = f.tensor<T>("init.1");
-  Adam<T> adam(p.list(), opt);
+  Optimizer<T> adam(p.list(), opt);
   for (int s = 0; s < 6; ++s) {
     p.a.grad = f.tensor<T>("grad." + std::to_string(s) + ".0");
     p.b.grad = f.tensor<T>("grad." + std::to_string(s) + ".1");
@@ -61,6 +61,10 @@ TEST_CASE("golden: Adam, AdamW and AMSGrad over 6 steps match torch.optim (doubl
   replay<double>("amsgrad", adam_ams(), 1e-10);
   replay<float>("adam", adam_l2(), 1e-5);
   replay<float>("adamw", nn::optim::adamw_options(1e-2, 0.05), 1e-5);
+  // AdamW forces decoupled decay even when given plain Adam options.
+  AdamOptions coupled = nn::optim::adamw_options(1e-2, 0.05);
+  coupled.decoupled_weight_decay = false;
+  replay<double, nn::optim::AdamW>("adamw", coupled, 1e-10);
 }
 
 TEST_CASE("golden: clip_grad_norm matches torch.nn.utils.clip_grad_norm_") {

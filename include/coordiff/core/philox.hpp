@@ -7,13 +7,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "coordiff/core/host_device.hpp"
 #include "coordiff/core/tensor.hpp"
-
-#ifdef __CUDACC__
-#define COORDIFF_HOST_DEVICE __host__ __device__ __forceinline__
-#else
-#define COORDIFF_HOST_DEVICE inline
-#endif
 
 namespace coordiff {
 

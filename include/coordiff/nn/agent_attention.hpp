@@ -21,19 +21,20 @@ class AgentSelfAttention {
   AgentSelfAttention() = default;
   AgentSelfAttention(index_t channels, index_t qk_channels, index_t v_channels, index_t embed_dim, Rng& rng,
                      index_t heads = 4, bool residual = true)
-      : c_(channels), qk_(qk_channels), v_(v_channels), heads_(heads), residual_(residual),
+      : c_(checked_channels(channels, qk_channels, v_channels, embed_dim, heads)), qk_(qk_channels), v_(v_channels),
+        e_(embed_dim), heads_(heads), residual_(residual),
         query_(channels, qk_channels * heads, 1, rng), key_(channels, qk_channels * heads, 1, rng),
         value_(channels, v_channels * heads, 1, rng), query_time_(embed_dim, qk_channels * heads, rng),
         key_time_(embed_dim, qk_channels * heads, rng), value_time_(embed_dim, v_channels * heads, rng),
-        gamma_(Shape{1}) {
-    require<ConfigError>(channels > 0 && qk_channels > 0 && heads > 0, "AgentSelfAttention: invalid sizes channels=",
-                         channels, " qk=", qk_channels, " heads=", heads);
-    require<ConfigError>(v_channels * heads == channels, "AgentSelfAttention: v_channels*heads (", v_channels * heads,
-                         ") must equal channels (", channels, ") to reshape the output back");
-  }
+        gamma_(Shape{1}) {}
 
+  /// The residual gate (shape [1], initialised to 0); unused, and not a parameter, when residual = false.
   Parameter<T>& gamma() { return gamma_; }
   index_t channels() const { return c_; }
+  index_t heads() const { return heads_; }
+  bool residual() const { return residual_; }
+  /// Softmax weights of the last forward: [B, heads, A (query agent), A (key agent)].
+  const Tensor<T>& attention_weights() const { return attn_; }
 
   void collect_parameters(ParameterList<T>& out, const std::string& prefix) {
     query_.collect_parameters(out, join_name(prefix, "query_layer"));
@@ -52,6 +53,11 @@ class AgentSelfAttention {
     require<ShapeError>(emb.rank() == 3 && emb.dim(0) == x.dim(0) && emb.dim(1) == x.dim(1),
                         "AgentSelfAttention: expected emb [B, A, E] matching x ", to_string(x.shape()), ", got ",
                         to_string(emb.shape()));
+    require<ShapeError>(emb.dim(2) == e_, "AgentSelfAttention: expected embedding width ", e_, ", got ",
+                        to_string(emb.shape()));
+    require<ShapeError>(x.dim(1) > 0 && x.dim(3) > 0, "AgentSelfAttention: needs at least one agent and one step, got ",
+                        to_string(x.shape()));
+    cached_ = false;
     b_ = x.dim(0), a_ = x.dim(1), l_ = x.dim(3);
     const index_t BA = b_ * a_;
     const Tensor<T> xf = x.reshape({BA, c_, l_});
@@ -133,6 +139,14 @@ class AgentSelfAttention {
   }
 
  private:
+  static index_t checked_channels(index_t c, index_t qk, index_t v, index_t e, index_t heads) {
+    require<ConfigError>(c > 0 && qk > 0 && v > 0 && e > 0 && heads > 0, "AgentSelfAttention: sizes must be positive, got "
+                         "channels=", c, " qk=", qk, " v=", v, " embed_dim=", e, " heads=", heads);
+    require<ConfigError>(v * heads == c, "AgentSelfAttention: v_channels*heads (", v * heads, ") must equal channels (", c,
+                         ") to reshape the output back");
+    return c;
+  }
+
   /// proj [N, ch, L] += temb [N, ch] broadcast over L
   static Tensor<T> add_time(Tensor<T> proj, const Tensor<T>& temb) {
     const index_t N = proj.dim(0), ch = proj.dim(1), L = proj.dim(2);
@@ -152,7 +166,7 @@ class AgentSelfAttention {
     for (index_t i = 0; i < a.size(); ++i) a[i] += b[i];
   }
 
-  index_t c_ = 0, qk_ = 0, v_ = 0, heads_ = 4;
+  index_t c_ = 0, qk_ = 0, v_ = 0, e_ = 0, heads_ = 4;
   bool residual_ = true;
   Conv1d<T> query_, key_, value_;
   Linear<T> query_time_, key_time_, value_time_;

@@ -2,7 +2,9 @@
 // Adam (Kingma & Ba 2015) and AdamW (Loshchilov & Hutter 2019) with torch.optim semantics:
 //   g <- g + wd*p (Adam) | p <- p*(1 - lr*wd) (AdamW);  m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2
 //   denom = sqrt(v_hat_max or v)/sqrt(1-b2^t) + eps;  p <- p - lr/(1-b1^t) * m / denom
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -100,13 +102,32 @@ class Adam {
     }
     return s;
   }
-  void set_step_count(std::int64_t s) { step_ = s; }
+  /// Restores the bias-correction step count with state() (torch keeps it per parameter as "step").
+  void set_step_count(std::int64_t s) {
+    require<ConfigError>(s >= 0, "Adam: step count must be >= 0, got ", s);
+    step_ = s;
+  }
 
  private:
   ParameterList<T> params_;
   AdamOptions opt_;
   std::vector<Tensor<T>> exp_avg_, exp_avg_sq_, max_exp_avg_sq_;
   std::int64_t step_ = 0;
+};
+
+/// torch.optim.AdamW: Adam with decoupled weight decay (defaults lr 1e-3, weight_decay 1e-2). Any options
+/// passed in are used with decoupled_weight_decay forced on.
+template <class T>
+class AdamW : public Adam<T> {
+ public:
+  explicit AdamW(ParameterList<T> params, AdamOptions options = adamw_options())
+      : Adam<T>(std::move(params), decoupled(options)) {}
+
+ private:
+  static AdamOptions decoupled(AdamOptions o) {
+    o.decoupled_weight_decay = true;
+    return o;
+  }
 };
 
 }  // namespace coordiff::nn::optim

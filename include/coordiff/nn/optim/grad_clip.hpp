@@ -1,5 +1,6 @@
 #pragma once
 // Gradient clipping with torch.nn.utils semantics.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 

@@ -1,0 +1,317 @@
+#pragma once
+// A training loop for trainable denoisers with MADiff's recipe (Zhu et al. 2024; Diffuser's Trainer):
+// shuffled epochs, the simple loss of training_loss.hpp, Adam with linear warm-up, gradient accumulation,
+// optional gradient-norm clipping, an EMA of the weights (decay 0.995, every 10 steps, from step 2000)
+// and atomic checkpoints (model + EMA + optimizer state).
+//
+// Every random draw is keyed by (seed, step): the shuffle of epoch e comes from Philox stream
+// kShuffleStream + e and the loss draws of minibatch g from stream kLossStream + g. A run therefore
+// reproduces bit for bit, and a run resumed from a checkpoint continues exactly as the original.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "coordiff/core/error.hpp"
+#include "coordiff/core/philox.hpp"
+#include "coordiff/core/tensor.hpp"
+#include "coordiff/diffusion/training_loss.hpp"
+#include "coordiff/nn/checkpoint.hpp"
+#include "coordiff/nn/optim/optim.hpp"
+#include "coordiff/nn/parameter.hpp"
+#include "coordiff/schedule/schedule.hpp"
+
+namespace coordiff::diffusion {
+
+/// N training windows: x [N, H, A, F] and an optional per-agent condition [N, A] (e.g. MADiff's
+/// normalised returns).
+template <class T>
+struct TrajectoryDataset {
+  Tensor<T> x;
+  Tensor<T> condition;
+
+  index_t size() const { return x.rank() ? x.dim(0) : 0; }
+  index_t horizon() const { return x.dim(1); }
+  index_t agents() const { return x.dim(2); }
+  index_t features() const { return x.dim(3); }
+
+  void validate() const {
+    require<ShapeError>(x.rank() == 4 && x.size() > 0, "TrajectoryDataset: x must be a non-empty [N, H, A, F] tensor, got ",
+                        to_string(x.shape()));
+    require_finite(x, "TrajectoryDataset x");
+    if (!condition.empty()) {
+      require_shape(condition.shape(), {x.dim(0), x.dim(2)}, "TrajectoryDataset condition");
+      require_finite(condition, "TrajectoryDataset condition");
+    }
+  }
+};
+
+struct TrainerOptions {
+  index_t batch_size = 32;      ///< windows per minibatch
+  index_t steps = 1000;         ///< total optimisation steps
+  double lr = 2e-4;             ///< Adam learning rate after warm-up (MADiff: 2e-4)
+  index_t warmup_steps = 0;     ///< linear warm-up length
+  double grad_clip = 0;         ///< max gradient 2-norm; 0 = off
+  index_t grad_accumulate = 1;  ///< minibatches per optimisation step (MADiff: 2)
+  double ema_decay = 0.995;
+  index_t ema_every = 10;
+  index_t ema_start = 2000;     ///< before this step the EMA is reset to the weights
+  index_t checkpoint_every = 0; ///< 0 = only at the end of train() (if checkpoint_path is set)
+  std::string checkpoint_path;  ///< empty = no checkpoints
+  index_t log_every = 100;      ///< progress line period; 0 = only the final line
+  std::uint64_t seed = 0;
+  LossOptions loss;
+  std::string architecture;     ///< stored in checkpoints (free-form description of the model)
+
+  void validate() const {
+    require<ConfigError>(batch_size >= 1, "TrainerOptions: batch_size must be >= 1, got ", batch_size);
+    require<ConfigError>(steps >= 0, "TrainerOptions: steps must be >= 0, got ", steps);
+    require<ConfigError>(std::isfinite(lr) && lr > 0, "TrainerOptions: lr must be > 0, got ", lr);
+    require<ConfigError>(warmup_steps >= 0, "TrainerOptions: warmup_steps must be >= 0, got ", warmup_steps);
+    require<ConfigError>(grad_clip >= 0, "TrainerOptions: grad_clip must be >= 0 (0 = off), got ", grad_clip);
+    require<ConfigError>(grad_accumulate >= 1, "TrainerOptions: grad_accumulate must be >= 1, got ", grad_accumulate);
+    require<ConfigError>(ema_decay >= 0 && ema_decay <= 1, "TrainerOptions: ema_decay must lie in [0, 1], got ", ema_decay);
+    require<ConfigError>(ema_every >= 1 && ema_start >= 0, "TrainerOptions: need ema_every >= 1 and ema_start >= 0");
+    require<ConfigError>(checkpoint_every >= 0 && log_every >= 0, "TrainerOptions: checkpoint_every and log_every must be >= 0");
+    require<ConfigError>(checkpoint_every == 0 || !checkpoint_path.empty(),
+                         "TrainerOptions: checkpoint_every is set but checkpoint_path is empty");
+    loss.validate();
+  }
+};
+
+/// What train() did: the mean loss of every logged interval, every step's loss, and the wall time.
+struct TrainingHistory {
+  std::vector<index_t> logged_steps;  ///< last step of each logged interval
+  std::vector<double> logged_loss;    ///< mean loss over that interval
+  std::vector<double> step_loss;      ///< loss of each step run by this call, in order
+  index_t first_step = 0;             ///< the step number of step_loss[0]
+  double seconds = 0;
+};
+
+namespace detail {
+inline std::string format_duration(double s) {
+  char buf[32];
+  if (!std::isfinite(s) || s < 0) return "?";
+  const auto total = static_cast<long long>(s + 0.5);
+  if (total >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", total / 3600, (total / 60) % 60);
+  else if (total >= 60) std::snprintf(buf, sizeof buf, "%lldm%02llds", total / 60, total % 60);
+  else std::snprintf(buf, sizeof buf, "%llds", total);
+  return buf;
+}
+}  // namespace detail
+
+/// Trains `model` (owned by the caller, which must outlive the trainer) on `data`.
+template <schedule::NoiseSchedule S, class Net>
+  requires TrainableDenoiser<Net> &&
+           requires(Net& n, nn::ParameterList<typename Net::value_type>& l, const std::string& p) { n.collect_parameters(l, p); }
+class Trainer {
+ public:
+  using value_type = typename Net::value_type;
+  using T = value_type;
+  static constexpr std::uint64_t kLossStream = std::uint64_t{1} << 62;
+  static constexpr std::uint64_t kShuffleStream = std::uint64_t{2} << 62;
+
+  Trainer(Net& model, S schedule, TrajectoryDataset<T> data, TrainerOptions options)
+      : net_(&model),
+        schedule_(std::move(schedule)),
+        data_(std::move(data)),
+        opt_(std::move(options)),
+        params_(checked_parameters(model, opt_, data_)),
+        adam_(params_, adam_options(opt_)),
+        ema_(params_, opt_.ema_decay, opt_.ema_start, opt_.ema_every) {
+    require<ConfigError>(schedule_.num_steps() >= 1, "Trainer: the schedule has no diffusion steps");
+    require<ConfigError>(opt_.loss.history_steps < data_.horizon(), "Trainer: history_steps ", opt_.loss.history_steps,
+                         " leaves no step of the horizon ", data_.horizon(), " in the loss");
+  }
+
+  /// One optimisation step (grad_accumulate minibatches); returns its mean loss.
+  double step() {
+    const index_t s = step_ + 1;
+    nn::optim::apply_schedule(adam_, nn::optim::LinearWarmup{opt_.warmup_steps}, opt_.lr, s);
+    nn::zero_grad(params_);
+    double loss = 0;
+    const double scale = 1.0 / static_cast<double>(opt_.grad_accumulate);
+    for (index_t m = 0; m < opt_.grad_accumulate; ++m) {
+      const index_t g = step_ * opt_.grad_accumulate + m;  // global minibatch index
+      Rng rng(opt_.seed, kLossStream + static_cast<std::uint64_t>(g));
+      loss += scale * training_loss(*net_, schedule_, minibatch(g), opt_.loss, rng, scale);
+    }
+    if (opt_.grad_clip > 0) nn::optim::clip_grad_norm(params_, opt_.grad_clip);
+    adam_.step();  // throws NumericError naming the parameter if a gradient is not finite
+    step_ = s;
+    ema_.update(s);
+    if (!opt_.checkpoint_path.empty() && opt_.checkpoint_every > 0 && s % opt_.checkpoint_every == 0)
+      save_checkpoint(opt_.checkpoint_path);
+    return loss;
+  }
+
+  /// Runs the remaining steps up to options.steps, printing progress to `log` (nullptr = silent), and
+  /// writes a final checkpoint when checkpoint_path is set.
+  TrainingHistory train(std::ostream* log = nullptr) {
+    using clock = std::chrono::steady_clock;
+    TrainingHistory h;
+    h.first_step = step_ + 1;
+    const auto t0 = clock::now();
+    double window = 0;
+    index_t in_window = 0;
+    const index_t start = step_;
+    while (step_ < opt_.steps) {
+      const double l = step();
+      h.step_loss.push_back(l);
+      window += l;
+      ++in_window;
+      if ((opt_.log_every > 0 && step_ % opt_.log_every == 0) || step_ == opt_.steps) {
+        const double mean = window / static_cast<double>(in_window);
+        h.logged_steps.push_back(step_);
+        h.logged_loss.push_back(mean);
+        if (log) {
+          const double secs = std::chrono::duration<double>(clock::now() - t0).count();
+          const double rate = secs > 0 ? static_cast<double>(step_ - start) / secs : 0.0;
+          const double eta = rate > 0 ? static_cast<double>(opt_.steps - step_) / rate : 0.0;
+          char buf[160];
+          std::snprintf(buf, sizeof buf, "step %lld/%lld  loss %.5f  %.1f steps/s  ETA %s",
+                        static_cast<long long>(step_), static_cast<long long>(opt_.steps), mean, rate,
+                        detail::format_duration(eta).c_str());
+          *log << buf << '\n' << std::flush;
+        }
+        window = 0;
+        in_window = 0;
+      }
+    }
+    if (!opt_.checkpoint_path.empty() && step_ > start &&
+        !(opt_.checkpoint_every > 0 && step_ % opt_.checkpoint_every == 0))
+      save_checkpoint(opt_.checkpoint_path);
+    h.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    return h;
+  }
+
+  /// Writes model weights, EMA weights ("ema.<name>") and Adam moments atomically.
+  void save_checkpoint(const std::filesystem::path& path) {
+    nn::CheckpointMeta meta;
+    meta.architecture = opt_.architecture.empty() ? "coordiff::diffusion::Trainer model" : opt_.architecture;
+    meta.step = static_cast<std::uint64_t>(step_);
+    const bool eps = opt_.loss.prediction == denoiser::Prediction::Epsilon;
+    meta.metadata = std::map<std::string, std::string>{{"adam_step", std::to_string(adam_.step_count())},
+                     {"diffusion_steps", std::to_string(static_cast<index_t>(schedule_.num_steps()))},
+                     {"prediction", eps ? "epsilon" : "sample"},
+                     {"seed", std::to_string(opt_.seed)},
+                     {"lr", std::to_string(opt_.lr)},
+                     {"batch_size", std::to_string(opt_.batch_size)},
+                     {"grad_accumulate", std::to_string(opt_.grad_accumulate)},
+                     {"ema_decay", std::to_string(opt_.ema_decay)}};
+    nn::save_checkpoint(path, params_, meta, extras());
+  }
+
+  /// Restores model, EMA and optimizer state and the step counter from save_checkpoint()'s file.
+  nn::CheckpointMeta resume(const std::filesystem::path& path) {
+    auto meta = nn::load_checkpoint(path, params_, extras());
+    const auto get = [&](const char* key) -> std::string {
+      const auto it = meta.metadata.find(key);
+      require<FormatError>(it != meta.metadata.end(), path.string(), ": not a Trainer checkpoint (no '", key, "')");
+      return it->second;
+    };
+    require<ConfigError>(get("diffusion_steps") == std::to_string(static_cast<index_t>(schedule_.num_steps())),
+                         path.string(), ": trained with ", get("diffusion_steps"), " diffusion steps, the schedule has ",
+                         schedule_.num_steps());
+    adam_.set_step_count(std::stoll(get("adam_step")));
+    step_ = static_cast<index_t>(meta.step);
+    return meta;
+  }
+
+  /// Writes the EMA weights into `target` (a model of the same architecture, e.g. for evaluation).
+  void copy_ema_to(Net& target) const { ema_.copy_to(nn::parameters_of<T>(target)); }
+
+  /// The minibatch with global index g: epoch g / batches_per_epoch, in that epoch's shuffled order.
+  TrainingBatch<T> minibatch(index_t g) {
+    const index_t N = data_.size(), per_epoch = batches_per_epoch();
+    const index_t epoch = g / per_epoch, j = g % per_epoch;
+    if (epoch != perm_epoch_) shuffle(epoch);
+    const index_t begin = j * opt_.batch_size, end = std::min(N, begin + opt_.batch_size), B = end - begin;
+    const index_t row = data_.x.size() / N, A = data_.agents();
+    TrainingBatch<T> b;
+    b.x0 = Tensor<T>({B, data_.horizon(), A, data_.features()});
+    if (!data_.condition.empty()) b.condition.value = Tensor<T>({B, A});
+    for (index_t i = 0; i < B; ++i) {
+      const index_t src = perm_[static_cast<std::size_t>(begin + i)];
+      std::copy(data_.x.data() + src * row, data_.x.data() + (src + 1) * row, b.x0.data() + i * row);
+      if (!data_.condition.empty())
+        std::copy(data_.condition.data() + src * A, data_.condition.data() + (src + 1) * A, b.condition.value.data() + i * A);
+    }
+    return b;
+  }
+
+  index_t batches_per_epoch() const { return (data_.size() + opt_.batch_size - 1) / opt_.batch_size; }
+  index_t current_step() const { return step_; }
+  const TrainerOptions& options() const { return opt_; }
+  const S& schedule() const { return schedule_; }
+  const nn::ParameterList<T>& parameters() const { return params_; }
+  nn::optim::Adam<T>& optimizer() { return adam_; }
+  nn::optim::Ema<T>& ema() { return ema_; }
+  Net& model() { return *net_; }
+
+ private:
+  static nn::ParameterList<T> checked_parameters(Net& model, const TrainerOptions& o, const TrajectoryDataset<T>& d) {
+    o.validate();  // before Adam/Ema see the options
+    d.validate();
+    auto p = nn::parameters_of<T>(model);
+    require<ConfigError>(!p.empty(), "Trainer: the model has no parameters");
+    return p;
+  }
+  static nn::optim::AdamOptions adam_options(const TrainerOptions& o) {
+    nn::optim::AdamOptions a;
+    a.lr = o.lr;
+    return a;
+  }
+  nn::NamedTensors<T> extras() {
+    nn::NamedTensors<T> e = ema_.shadow();
+    for (auto& s : adam_.state()) e.push_back(s);
+    return e;
+  }
+  // Fisher-Yates permutation of the dataset for one epoch.
+  void shuffle(index_t epoch) {
+    const index_t N = data_.size();
+    perm_.resize(static_cast<std::size_t>(N));
+    for (index_t i = 0; i < N; ++i) perm_[static_cast<std::size_t>(i)] = i;
+    Rng rng(opt_.seed, kShuffleStream + static_cast<std::uint64_t>(epoch));
+    for (index_t i = N - 1; i > 0; --i)
+      std::swap(perm_[static_cast<std::size_t>(i)], perm_[static_cast<std::size_t>(rng.below(static_cast<std::uint64_t>(i + 1)))]);
+    perm_epoch_ = epoch;
+  }
+
+  Net* net_;
+  S schedule_;
+  TrajectoryDataset<T> data_;
+  TrainerOptions opt_;
+  nn::ParameterList<T> params_;
+  nn::optim::Adam<T> adam_;
+  nn::optim::Ema<T> ema_;
+  index_t step_ = 0;
+  index_t perm_epoch_ = -1;
+  std::vector<index_t> perm_;
+};
+
+/// Loads a Trainer checkpoint into `model` for evaluation: the EMA weights (use_ema) or the raw weights.
+template <class T>
+nn::CheckpointMeta load_trained_weights(const std::filesystem::path& path, const nn::ParameterList<T>& model,
+                                        bool use_ema = true) {
+  std::vector<Tensor<T>> ema(model.size());
+  nn::NamedTensors<T> extra;
+  if (use_ema)
+    for (std::size_t k = 0; k < model.size(); ++k) {
+      ema[k] = Tensor<T>(model[k].param->shape());
+      extra.emplace_back("ema." + model[k].name, &ema[k]);
+    }
+  auto meta = nn::load_checkpoint(path, model, extra);
+  if (use_ema)
+    for (std::size_t k = 0; k < model.size(); ++k) model[k].param->value = std::move(ema[k]);
+  return meta;
+}
+
+}  // namespace coordiff::diffusion

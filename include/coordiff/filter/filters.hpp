@@ -1,0 +1,6 @@
+#pragma once
+// The ValidityFilter concept and every shipped filter.
+#include "coordiff/filter/filter.hpp"
+
+#include "coordiff/filter/accept_all.hpp"
+#include "coordiff/filter/callable.hpp"
