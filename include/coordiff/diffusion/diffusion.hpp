@@ -1,0 +1,15 @@
+#pragma once
+// Diffusion: every policy family, the sampler, the Generator and the Trainer.
+#include "coordiff/denoiser/denoisers.hpp"
+#include "coordiff/diffusion/batch.hpp"
+#include "coordiff/diffusion/generator.hpp"
+#include "coordiff/diffusion/noise.hpp"
+#include "coordiff/diffusion/sampler.hpp"
+#include "coordiff/diffusion/timestep_plan.hpp"
+#include "coordiff/diffusion/trainer.hpp"
+#include "coordiff/diffusion/training_loss.hpp"
+#include "coordiff/filter/filters.hpp"
+#include "coordiff/guidance/guidances.hpp"
+#include "coordiff/mask/masks.hpp"
+#include "coordiff/order/orders.hpp"
+#include "coordiff/schedule/schedules.hpp"
