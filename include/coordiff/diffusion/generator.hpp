@@ -181,7 +181,7 @@ class Generator {
   template <class D>
   void run_group_only(D& den, Tensor<T>& x, const Tensor<std::uint8_t>& known, const Condition<T>& cond, const Round& round,
                       const SampleNoise& noise, SampleStats& st) {
-    const index_t B = x.dim(0), H = x.dim(1), A = x.dim(2), F = x.dim(3), G = round.group_size();
+    const index_t B = x.dim(0), H = x.dim(1), F = x.dim(3), G = round.group_size();
     Tensor<T> xs({B, H, G, F});
     Tensor<std::uint8_t> ks({B, H, G, F});
     auto for_each = [&](auto&& fn) {

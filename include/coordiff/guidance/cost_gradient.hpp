@@ -3,9 +3,12 @@
 // section 3.2; the CBF and MAPF constraint guidance build on it). Sampling from p(x) exp(-s c(x))
 // adds -s grad c to the score; since eps = -sqrt(1 - abar) score (DDPM), the guided prediction is
 //   eps~ = eps + s sqrt(1 - abar) grad_x c.
-// The cost is evaluated either on the noisy input x_k, or (default) on the predicted clean sample
-// x0^ = (x_k - sqrt(1 - abar) eps)/sqrt(abar), whose gradient is carried back to x_k with
-// d x0^/d x_k ~ 1/sqrt(abar) (the denoiser's Jacobian is not formed).
+// That is the Noisy mode: the cost is evaluated on x_k (classifier-guidance semantics; raw costs are not
+// damped at high noise, so use it with x0 clipping). The default PredictedClean mode evaluates the cost
+// on the predicted clean sample x0^ = (x_k - sqrt(1 - abar) eps)/sqrt(abar) and takes one gradient step
+// of size `scale` on it, x0^ <- x0^ - s grad c(x0^) (the forward step of universal guidance, Bansal et
+// al. 2023), i.e. eps~ = eps + s sqrt(abar)/sqrt(1 - abar) grad c(x0^): weak where the sample is mostly
+// noise, and without the denoiser's Jacobian.
 #include <cmath>
 #include <concepts>
 #include <utility>
@@ -44,16 +47,11 @@ struct CostGradient {
     const bool eps_param = info.prediction == denoiser::Prediction::Epsilon;
     const Tensor<T> out = d(x, k, c);
     Tensor<T> eps = eps_param ? out : epsilon_from_sample(x, out, info.alpha_bar);
-    double chain = 1.0;
-    CostValue<T> cv;
-    if (at == CostAt::Noisy) {
-      cv = cost.value_and_gradient(x);
-    } else {
-      cv = cost.value_and_gradient(sample_from_epsilon(x, eps, info.alpha_bar));
-      chain = 1.0 / std::sqrt(info.alpha_bar);
-    }
+    const bool noisy = at == CostAt::Noisy;
+    const CostValue<T> cv = cost.value_and_gradient(noisy ? x : sample_from_epsilon(x, eps, info.alpha_bar));
     require_shape(cv.gradient.shape(), x.shape(), "guidance::CostGradient: cost gradient");
-    const double f = scale * std::sqrt(1.0 - info.alpha_bar) * chain;
+    const double f = noisy ? scale * std::sqrt(1.0 - info.alpha_bar)
+                           : scale * std::sqrt(info.alpha_bar) / std::sqrt(1.0 - info.alpha_bar);
     for (index_t i = 0; i < eps.size(); ++i) eps[i] = static_cast<T>(eps[i] + f * cv.gradient[i]);
     return eps_param ? eps : sample_from_epsilon(x, eps, info.alpha_bar);
   }
