@@ -1,5 +1,6 @@
 // A downstream project that finds an installed coordiff with find_package and runs the README example:
-// a MADiff-layout multi-agent denoiser, its state dict written and read back as npz, one training step.
+// a MADiff-layout multi-agent denoiser, its state dict written and read back as npz, one training step,
+// and MASTARS-style generation with the network.
 #include <coordiff/coordiff.hpp>
 
 #include <cstdio>
@@ -22,6 +23,14 @@ int main() {
   net.backward(eps);  // gradient of 0.5 * |eps|^2
   adam.step();
   if (eps.shape() != x.shape()) return 1;
+
+  namespace dd = cd::diffusion;  // the README's generation example, with a short plan
+  auto gen = cd::make_generator(cd::schedule::Cosine(200), std::move(net), cd::mask::AfterSubgoal{},
+                                cd::order::LastObsValue{}, cd::filter::AcceptAll{}, cd::guidance::ClassifierFree{1.2},
+                                dd::TimestepPlan::strided(200, 4), dd::SamplerOptions{}, /*seed=*/0);
+  auto values = rng.uniform<float>({4, 8, 3}, 0.0f, 1.0f);
+  auto out = gen.generate({.data = x, .condition = {.value = returns}, .values = values});
+  if (out.samples.shape() != x.shape() || out.stats.rounds != 3) return 1;
   std::printf("consumer ok: %lld parameters, eps[0] = %g\n", static_cast<long long>(cd::nn::parameter_count(params)),
               static_cast<double>(eps[0]));
   return 0;

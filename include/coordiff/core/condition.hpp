@@ -15,9 +15,9 @@ namespace coordiff {
 ///                  (independent generation); empty = slots 0..A-1 are agents 0..A-1.
 template <class T>
 struct Condition {
-  Tensor<T> value;
-  Tensor<T> keep;
-  std::vector<index_t> agents;
+  Tensor<T> value{};
+  Tensor<T> keep{};
+  std::vector<index_t> agents{};
 
   bool has_value() const { return !value.empty(); }
 

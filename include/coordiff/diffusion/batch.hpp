@@ -14,14 +14,14 @@ template <class T>
 struct Batch {
   /// The windows to refine: the known entries of every round are taken from here (for unconditional
   /// generation, zeros of the right shape).
-  Tensor<T> data;
+  Tensor<T> data{};
   /// Forwarded to the denoiser (e.g. the per-agent return for classifier-free guidance).
-  Condition<T> condition;
+  Condition<T> condition{};
   /// Optional per-step value estimates V(o^i_t), [B, H, A]: used by the last-observation-value order
   /// (MASTARS eq. 7) and to derive subgoals g^i = argmax_t V(o^i_t) (MASTARS section 3.1).
-  Tensor<T> values;
+  Tensor<T> values{};
   /// Optional subgoal step of each agent, [B, A] (overrides the argmax of `values`).
-  Tensor<std::int64_t> subgoals;
+  Tensor<std::int64_t> subgoals{};
   /// Global index of sample 0: sample b draws its noise from the Philox stream of first_sample + b,
   /// so a sample's output does not depend on how the samples were split into batches.
   std::uint64_t first_sample = 0;
