@@ -2,6 +2,7 @@
 // One round per agent (0, 1, ...), each generated without seeing the others: the independent
 // (per-agent) generation baseline. Also hosts the one-agent-per-round plan shared by the sequential
 // orders (MASTARS section 3.2).
+#include <algorithm>
 #include <cstddef>
 #include <numeric>
 #include <vector>
@@ -13,6 +14,17 @@ namespace coordiff::order {
 namespace detail {
 /// order[b] is sample b's generation order kappa (a permutation of the agents); round l generates
 /// agent order[b][l] of every sample b.
+/// Agent indices sorted by key, largest first; ties keep the lower agent index first (stable).
+template <class K>
+std::vector<index_t> argsort_descending(const std::vector<K>& key) {
+  std::vector<index_t> kappa(key.size());
+  std::iota(kappa.begin(), kappa.end(), index_t(0));
+  std::stable_sort(kappa.begin(), kappa.end(), [&key](index_t x, index_t y) {
+    return key[static_cast<std::size_t>(x)] > key[static_cast<std::size_t>(y)];
+  });
+  return kappa;
+}
+
 inline diffusion::RoundPlan one_agent_per_round(const std::vector<std::vector<index_t>>& order, index_t A,
                                                 bool others_visible) {
   diffusion::RoundPlan plan(static_cast<std::size_t>(A));

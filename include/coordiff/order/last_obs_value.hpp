@@ -26,12 +26,7 @@ struct LastObsValue {
         require<NumericError>(last[static_cast<std::size_t>(a)] == last[static_cast<std::size_t>(a)],
                               "order::LastObsValue: value of sample ", b, " agent ", a, " is NaN");
       }
-      auto& kappa = order[static_cast<std::size_t>(b)];
-      kappa.resize(static_cast<std::size_t>(A));
-      std::iota(kappa.begin(), kappa.end(), index_t(0));
-      std::stable_sort(kappa.begin(), kappa.end(), [&last](index_t x, index_t y) {
-        return last[static_cast<std::size_t>(x)] > last[static_cast<std::size_t>(y)];
-      });
+      order[static_cast<std::size_t>(b)] = detail::argsort_descending(last);
     }
     return detail::one_agent_per_round(order, A, /*others_visible=*/true);
   }

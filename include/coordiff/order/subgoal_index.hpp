@@ -19,12 +19,7 @@ struct SubgoalIndex {
     for (index_t b = 0; b < B; ++b) {
       std::vector<index_t> goal(static_cast<std::size_t>(A));
       for (index_t a = 0; a < A; ++a) goal[static_cast<std::size_t>(a)] = batch.subgoal(b, a);
-      auto& kappa = order[static_cast<std::size_t>(b)];
-      kappa.resize(static_cast<std::size_t>(A));
-      std::iota(kappa.begin(), kappa.end(), index_t(0));
-      std::stable_sort(kappa.begin(), kappa.end(), [&goal](index_t x, index_t y) {
-        return goal[static_cast<std::size_t>(x)] > goal[static_cast<std::size_t>(y)];
-      });
+      order[static_cast<std::size_t>(b)] = detail::argsort_descending(goal);
     }
     return detail::one_agent_per_round(order, A, /*others_visible=*/true);
   }
