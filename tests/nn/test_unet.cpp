@@ -206,7 +206,18 @@ TEST_CASE("U-Nets: configuration and shape errors are reported") {
   CHECK_THROWS_AS(net.forward(Tensor<float>({2, 4, 5}), t, &ret), ShapeError);
   CHECK_THROWS_AS(net.forward(Tensor<float>({2, 4, 3}), t), ConfigError);  // returns missing
   nn::MultiAgentUNet<float> multi(tiny_config(false), 2, rng);
-  CHECK_THROWS_AS(multi.forward(Tensor<float>({2, 4, 3, 3}), t), ShapeError);  // 3 agents for a 2-agent model
+  CHECK_THROWS_AS(multi.forward(Tensor<float>({2, 4, 0, 3}), t), ShapeError);  // no agent
+  CHECK_THROWS_AS(multi.forward(Tensor<float>({2, 5, 2, 3}), t), ShapeError);  // wrong horizon
+  // Weights are shared across agents, so any agent count runs. With the attention gates at their initial
+  // 0 the agents do not interact: agent 0 alone gives agent 0's output of the two-agent batch.
+  const auto x2 = rng.normal<float>({2, 4, 2, 3});
+  const auto y2 = multi.forward(x2, t);
+  const Tensor<float> x1 = x2.view().slice(2, 0, 1).contiguous();
+  const auto y1 = multi.forward(x1, t);
+  REQUIRE(y1.shape() == Shape{2, 4, 1, 3});
+  for (index_t b = 0; b < 2; ++b)
+    for (index_t h = 0; h < 4; ++h)
+      for (index_t f = 0; f < 3; ++f) CHECK(y1(b, h, 0, f) == doctest::Approx(y2(b, h, 0, f)).epsilon(1e-5));
 }
 
 TEST_CASE("determinism: same seed gives bitwise-identical networks and outputs; thread count changes only rounding") {
