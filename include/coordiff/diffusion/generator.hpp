@@ -58,6 +58,18 @@ struct CountingDenoiser {
   }
 };
 
+/// The denoiser's value_type; float for a denoiser without one (which check_policies has already
+/// reported), so that no second error follows the readable one.
+template <class D>
+struct value_type_of {
+  using type = float;
+};
+template <class D>
+  requires requires { typename D::value_type; }
+struct value_type_of<D> {
+  using type = typename D::value_type;
+};
+
 /// Compile-time checks in dependency order, so that a broken policy produces one readable message.
 template <class S, class D, class M, class O, class F, class G>
 constexpr bool check_policies() {
@@ -81,7 +93,7 @@ class Generator {
   static_assert(detail::check_policies<Schedule, Denoiser, Mask, Order, Filter, Guide>());
 
  public:
-  using value_type = typename Denoiser::value_type;
+  using value_type = typename detail::value_type_of<Denoiser>::type;
   using T = value_type;
 
   struct Policies {

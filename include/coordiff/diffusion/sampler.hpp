@@ -66,8 +66,12 @@ void paste_known(Tensor<T>& x, const Tensor<T>& known_values, const Tensor<std::
 }
 }  // namespace detail
 
-template <schedule::NoiseSchedule S>
+// Unconstrained on purpose: a schedule that misses a requirement gets the family's readable message
+// instead of a constraint failure.
+template <class S>
 class Sampler {
+  static_assert(schedule::check_noise_schedule<S>());
+
  public:
   Sampler(S schedule, TimestepPlan plan, SamplerOptions options = {})
       : schedule_(std::move(schedule)), plan_(std::move(plan)), opt_(options) {
