@@ -6,6 +6,8 @@
 
 #include "coordiff/backend/cuda/random.cuh"
 #include "coordiff/backend/cuda/runtime.cuh"
+#include "coordiff/schedule/cosine.hpp"
+#include "coordiff/schedule/linear.hpp"
 
 namespace {
 int failures = 0;
@@ -28,6 +30,27 @@ void test_philox_normal_parity() {
     expect(worst < 1e-12, offset ? "philox normal parity (offset 6)" : "philox normal parity");
   }
 }
+__global__ void schedule_betas_kernel(double* cosine, double* linear, std::int64_t steps) {
+  const std::int64_t k = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (k >= steps) return;
+  cosine[k] = coordiff::schedule::cosine_beta(k, steps, 0.008, 0.999);
+  linear[k] = coordiff::schedule::linear_beta(k, steps, 1e-4, 2e-2);
+}
+
+// The schedule formulas are COORDIFF_HOST_DEVICE: a kernel evaluates the same betas as the host tables.
+void test_schedule_math_on_device() {
+  const std::int64_t steps = 200;
+  coordiff::backend::cuda::DeviceBuffer<double> cos_buf(steps), lin_buf(steps);
+  schedule_betas_kernel<<<(steps + 127) / 128, 128>>>(cos_buf.data(), lin_buf.data(), steps);
+  const auto cos_gpu = cos_buf.to_host(), lin_gpu = lin_buf.to_host();
+  const coordiff::schedule::Cosine cosine(steps);
+  const coordiff::schedule::Linear linear(steps);
+  double worst = 0;
+  for (std::int64_t k = 0; k < steps; ++k)
+    worst = std::fmax(worst, std::fmax(std::fabs(cos_gpu[k] - cosine.beta(k)) / cosine.beta(k),
+                                       std::fabs(lin_gpu[k] - linear.beta(k)) / linear.beta(k)));
+  expect(worst < 1e-12, "cosine and linear betas on the device match the host schedule");
+}
 }  // namespace
 
 int main() {
@@ -36,6 +59,7 @@ int main() {
     return 77;
   }
   test_philox_normal_parity();
+  test_schedule_math_on_device();
   std::printf("%d failure(s)\n", failures);
   return failures ? 1 : 0;
 }
