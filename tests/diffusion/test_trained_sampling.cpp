@@ -114,8 +114,7 @@ Tensor<float> decoupled(const Tensor<float>& x) {
 
 template <class G>
 Tensor<float> draw(nn::MultiAgentUNet<float>& net, const Sampler<schedule::Cosine>& sampler, const G& guide, index_t n,
-                   const Condition<float>& cond, std::uint64_t seed) {
-  nn::NoGradGuard no_grad;
+                   const Condition<float>& cond, std::uint64_t seed) {  // the sampler turns activation caching off itself
   const Tensor<float> shape({n, kH, kA, kF});
   return sampler.sample(net, guide, shape, nullptr, cond, SampleNoise(seed, 0));
 }

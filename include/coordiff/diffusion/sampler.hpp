@@ -15,6 +15,7 @@
 #include "coordiff/diffusion/noise.hpp"
 #include "coordiff/diffusion/timestep_plan.hpp"
 #include "coordiff/guidance/guidance.hpp"
+#include "coordiff/nn/parameter.hpp"
 #include "coordiff/schedule/schedule.hpp"
 
 namespace coordiff::diffusion {
@@ -51,6 +52,18 @@ struct SampleStats {
 };
 
 namespace detail {
+/// Calls the denoiser with activation caching off (inference: no backward pass follows). A cost used by
+/// gradient guidance still runs with caching on, as it needs its own backward pass.
+template <class D>
+struct InferenceCall {
+  using value_type = typename D::value_type;
+  D* d;
+  Tensor<value_type> operator()(const Tensor<value_type>& x, const Tensor<value_type>& k, const Condition<value_type>& c) {
+    nn::NoGradGuard no_grad;
+    return (*d)(x, k, c);
+  }
+};
+
 template <class T>
 void paste_known(Tensor<T>& x, const Tensor<T>& known_values, const Tensor<std::uint8_t>& known, double alpha_bar,
                  const SampleNoise& noise, std::uint64_t event) {
@@ -148,7 +161,8 @@ class Sampler {
     using T = typename D::value_type;
     const Tensor<T> k({x.dim(0)}, static_cast<T>(level));
     const guidance::StepInfo info{level, ab, opt_.prediction};
-    Tensor<T> out = guide.model_output(den, x, k, cond, info);
+    detail::InferenceCall<D> call{&den};
+    Tensor<T> out = guide.model_output(call, x, k, cond, info);
     require_shape(out.shape(), x.shape(), "Sampler: denoiser output");
     require_finite(out, "Sampler: denoiser output at diffusion step " + std::to_string(level));
     return out;
