@@ -8,30 +8,41 @@
 namespace coordiff::nn {
 
 namespace detail {
-/// softplus with PyTorch's threshold: log1p(exp(x)) for x <= 20, x beyond (where they agree to fp precision).
-template <class T>
-inline T softplus(T x) {
-  return x > T(20) ? x : std::log1p(std::exp(x));
-}
 template <class T>
 inline T sigmoid(T x) {
   return T(1) / (T(1) + std::exp(-x));
 }
 }  // namespace detail
 
-/// Mish (Misra 2019): x * tanh(softplus(x)).
+/// Mish (Misra 2019): x * tanh(softplus(x)). With e = exp(x) and n = e (e + 2),
+/// tanh(log(1 + e)) = ((1 + e)^2 - 1)/((1 + e)^2 + 1) = n/(n + 2): one exp instead of exp, log1p and
+/// tanh (Mish dominated the U-Net's non-GEMM time). Beyond x = 20, tanh(softplus(x)) = 1 to fp precision
+/// (PyTorch's softplus threshold), which also keeps e^2 finite.
 template <class T>
 void mish_forward(const T* x, T* y, index_t n) {
 #pragma omp parallel for schedule(static) if (n > 32768)
-  for (index_t i = 0; i < n; ++i) y[i] = x[i] * std::tanh(detail::softplus(x[i]));
+  for (index_t i = 0; i < n; ++i) {
+    const T v = x[i];
+    if (v > T(20)) {
+      y[i] = v;
+      continue;
+    }
+    const T e = std::exp(v), m = e * (e + T(2));
+    y[i] = v * m / (m + T(2));
+  }
 }
-/// d mish/dx = tanh(sp(x)) + x * sech^2(sp(x)) * sigmoid(x).
+/// d mish/dx = tanh(sp(x)) + x sech^2(sp(x)) sigmoid(x) = n/(n + 2) + x * 4 e (1 + e)/(n + 2)^2.
 template <class T>
 void mish_backward(const T* x, const T* dy, T* dx, index_t n) {
 #pragma omp parallel for schedule(static) if (n > 32768)
   for (index_t i = 0; i < n; ++i) {
-    const T t = std::tanh(detail::softplus(x[i]));
-    dx[i] = dy[i] * (t + x[i] * (T(1) - t * t) * detail::sigmoid(x[i]));
+    const T v = x[i];
+    if (v > T(20)) {
+      dx[i] = dy[i];
+      continue;
+    }
+    const T e = std::exp(v), m = e * (e + T(2)), d = m + T(2);
+    dx[i] = dy[i] * (m / d + v * T(4) * e * (T(1) + e) / (d * d));
   }
 }
 /// SiLU / swish: x * sigmoid(x).
