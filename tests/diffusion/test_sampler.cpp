@@ -278,7 +278,7 @@ TEST_CASE("sampler: x0-prediction gives the same samples as eps-prediction") {
   }
 }
 
-TEST_CASE("sampler: RePaint inpainting follows its exact law; resampling moves it towards the true conditional") {
+TEST_CASE("sampler: RePaint inpainting follows its exact law - resampling moves it towards the true conditional") {
   // Agent 0 (flat entries 0 and 2) is known, agent 1 (entries 1 and 3) generated. RePaint pastes the known
   // entries with fresh noise, which ignores their correlation with the unknown ones at noisy levels, so
   // even with the exact predictor it samples the conditional only approximately; resampling (jumps)
@@ -516,7 +516,7 @@ Tensor<double> gaussian_data(index_t N, std::uint64_t seed) {
 }
 }  // namespace
 
-TEST_CASE("Generator: joint unconditional generation is the sampler's law; stats count rounds and calls") {
+TEST_CASE("Generator: joint unconditional generation is the sampler's law - stats count rounds and calls") {
   const schedule::Cosine sched(100);
   const auto plan = TimestepPlan::full(100);
   auto gen = make_generator(sched, Gm::gaussian(alpha_bars(sched), kEvent, test_mean(), test_cov()), mask::None{},
@@ -537,7 +537,7 @@ TEST_CASE("Generator: joint unconditional generation is the sampler's law; stats
   CHECK(gen.generate(batch).samples.storage() == g.samples.storage());
 }
 
-TEST_CASE("Generator: agent-wise sequential inpainting follows the law of chained RePaint passes; independent generation loses coupling") {
+TEST_CASE("Generator: agent-wise sequential inpainting follows the law of chained RePaint passes - independent generation loses coupling") {
   // Rounds regenerate agent 1, then agent 0, each given the other (a Gibbs sweep): data drawn from
   // N(mu, Sigma) would stay N(mu, Sigma) under exact conditional sampling; with RePaint's approximation
   // the exact law of the chained passes is computed in closed form and the samples must follow it.

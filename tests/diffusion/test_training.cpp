@@ -304,7 +304,7 @@ TEST_CASE("training loss: history steps are pasted clean into x_k and carry no l
   CHECK_THROWS_AS(diffusion::make_noised_batch(sched, batch, all, r), ConfigError);
 }
 
-TEST_CASE("Trainer: a MultiAgentUNet<float> learns a toy two-agent set; checkpoint and EMA") {
+TEST_CASE("Trainer: a MultiAgentUNet<float> learns a toy two-agent set - checkpoint and EMA") {
   const index_t H = 8;
   const schedule::Cosine sched(50);
   const auto data = toy_dataset(64, H, 1);

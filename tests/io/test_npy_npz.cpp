@@ -147,7 +147,7 @@ TEST_CASE("atomic write: a failed write leaves no temporary file and keeps the o
   CHECK_THROWS_AS(io::NpzWriter().add("x", Tensor<float>({1})).add("x", Tensor<float>({1})), ConfigError);
 }
 
-TEST_CASE("state_dict: save/load by PyTorch names; missing, misshapen and unexpected keys are named") {
+TEST_CASE("state_dict: save/load by PyTorch names - missing, misshapen and unexpected keys are named") {
   const auto dir = testing::scratch_dir("state_dict");
   Rng rng(9);
   nn::Linear<float> a(3, 2, rng), b(3, 2, rng);

@@ -95,7 +95,7 @@ TEST_CASE("Adam: the first step moves each weight by lr * sign(gradient)") {
   for (index_t i = 0; i < 12; ++i) CHECK(p.a.value[i] == doctest::Approx(-0.01 * (p.a.grad[i] > 0 ? 1 : -1)).epsilon(1e-12));
 }
 
-TEST_CASE("Adam: a NaN gradient raises NumericError and leaves the weights untouched; bad options are ConfigErrors") {
+TEST_CASE("Adam: a NaN gradient raises NumericError and leaves the weights untouched - bad options are ConfigErrors") {
   TwoParams<float> p;
   p.b.grad[2] = std::numeric_limits<float>::quiet_NaN();
   Adam<float> adam(p.list());
@@ -164,7 +164,7 @@ TEST_CASE("gradcheck: MultiheadSelfAttention over time and over agents") {
   }
 }
 
-TEST_CASE("checkpoint: round trip with optimizer state; damaged and foreign files are rejected by name") {
+TEST_CASE("checkpoint: round trip with optimizer state - damaged and foreign files are rejected by name") {
   const fs::path dir = testing::scratch_dir("ckpt");
   Rng rng(3);
   nn::Linear<float> net(4, 3, rng);

@@ -88,7 +88,7 @@ TEST_CASE("gradcheck: AgentSelfAttention (gamma != 0, and without residual)") {
   }
 }
 
-TEST_CASE("AgentSelfAttention: gamma = 0 is the identity; agent permutation is equivariant") {
+TEST_CASE("AgentSelfAttention: gamma = 0 is the identity - agent permutation is equivariant") {
   Rng rng(23);
   nn::AgentSelfAttention<double> attn(32, 2, 8, 6, rng);
   auto x = rng.normal<double>({2, 3, 32, 4});
@@ -161,7 +161,7 @@ TEST_CASE("MultiAgentUNet: with all gates at 0 it equals the shared TemporalUNet
   }
 }
 
-TEST_CASE("MultiAgentUNet: permuting agents (inputs, returns, keep flags) permutes the output; gates != 0") {
+TEST_CASE("MultiAgentUNet: permuting agents (inputs, returns, keep flags) permutes the output - gates != 0") {
   Rng rng(28);
   nn::MultiAgentUNet<double> net(tiny_config(true), 3, rng);
   auto params = nn::parameters_of<double>(net);
@@ -220,7 +220,7 @@ TEST_CASE("U-Nets: configuration and shape errors are reported") {
       for (index_t f = 0; f < 3; ++f) CHECK(y1(b, h, 0, f) == doctest::Approx(y2(b, h, 0, f)).epsilon(1e-5));
 }
 
-TEST_CASE("determinism: same seed gives bitwise-identical networks and outputs; thread count changes only rounding") {
+TEST_CASE("determinism: same seed gives bitwise-identical networks and outputs - thread count changes only rounding") {
   auto cfg = tiny_config(true);
   Rng r1(77), r2(77);
   nn::MultiAgentUNet<float> a(cfg, 3, r1), b(cfg, 3, r2);
