@@ -4,6 +4,7 @@
 #include "coordiff/core/philox.hpp"
 #include "coordiff/core/tensor.hpp"
 #include "coordiff/core/threading.hpp"
+#include "coordiff/data/data.hpp"
 #include "coordiff/diffusion/diffusion.hpp"
 #include "coordiff/io/npz.hpp"
 #include "coordiff/nn/activations.hpp"

@@ -1,0 +1,98 @@
+#pragma once
+// An offline multi-agent dataset in coordiff's npz layout (docs/formats.md): E episodes of T steps of
+// A agents. Loading validates every array against the others and names the file, the array and what
+// was expected; saving is atomic.
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "coordiff/core/error.hpp"
+#include "coordiff/core/tensor.hpp"
+#include "coordiff/io/npz.hpp"
+
+namespace coordiff::data {
+
+template <class T = float>
+struct OfflineDataset {
+  Tensor<T> observations{};       ///< [E, T, A, O]
+  Tensor<T> actions{};            ///< [E, T, A, U]
+  Tensor<T> rewards{};            ///< [E, T, A]
+  Tensor<T> terminals{};          ///< [E, T], 1 at an episode's last step if it ended early, else 0
+  Tensor<T> next_observations{};  ///< optional [E, T, A, O]
+  Tensor<T> states{};             ///< optional [E, T, S]
+  Tensor<T> costs{};              ///< optional [E, T, A]
+  std::string meta = "{}";        ///< a JSON object (env, quality, seed, reference returns, ...)
+
+  index_t episodes() const { return observations.dim(0); }
+  index_t steps() const { return observations.dim(1); }
+  index_t agents() const { return observations.dim(2); }
+  index_t obs_dim() const { return observations.dim(3); }
+  index_t act_dim() const { return actions.dim(3); }
+
+  /// Number of valid steps of episode e: up to and including its first terminal, else T.
+  index_t episode_length(index_t e) const {
+    for (index_t t = 0; t < steps(); ++t)
+      if (terminals(e, t) != T(0)) return t + 1;
+    return steps();
+  }
+
+  /// Checks ranks, agreeing extents, finiteness and 0/1 terminals; `where` prefixes messages.
+  void validate(const std::string& where = "dataset") const {
+    require<ShapeError>(observations.rank() == 4 && observations.size() > 0, where,
+                        ": observations must be a non-empty [E, T, A, O] array, found ", to_string(observations.shape()));
+    const index_t E = episodes(), Tn = steps(), A = agents(), O = obs_dim();
+    require<ShapeError>(actions.rank() == 4 && actions.dim(0) == E && actions.dim(1) == Tn && actions.dim(2) == A, where,
+                        ": actions must be [", E, ", ", Tn, ", ", A, ", U] like observations, found ",
+                        to_string(actions.shape()));
+    require_shape(rewards.shape(), {E, Tn, A}, where + ": rewards");
+    require_shape(terminals.shape(), {E, Tn}, where + ": terminals");
+    if (!next_observations.empty()) require_shape(next_observations.shape(), {E, Tn, A, O}, where + ": next_observations");
+    if (!states.empty())
+      require<ShapeError>(states.rank() == 3 && states.dim(0) == E && states.dim(1) == Tn, where, ": states must be [", E,
+                          ", ", Tn, ", S], found ", to_string(states.shape()));
+    if (!costs.empty()) require_shape(costs.shape(), {E, Tn, A}, where + ": costs");
+    const std::pair<const char*, const Tensor<T>*> all[] = {{"observations", &observations}, {"actions", &actions},
+                                                            {"rewards", &rewards},           {"terminals", &terminals},
+                                                            {"next_observations", &next_observations},
+                                                            {"states", &states},             {"costs", &costs}};
+    for (const auto& [name, t] : all)
+      if (!t->empty()) require_finite(*t, where + ": " + name);
+    for (index_t i = 0; i < terminals.size(); ++i)
+      require<NumericError>(terminals[i] == T(0) || terminals[i] == T(1), where, ": terminals must be 0 or 1, found ",
+                            terminals[i], " at episode ", i / Tn, " step ", i % Tn);
+  }
+
+  static OfflineDataset load(const std::filesystem::path& path) {
+    const auto f = io::NpzFile::load(path);
+    OfflineDataset d;
+    d.observations = f.tensor<T>("observations");
+    d.actions = f.tensor<T>("actions");
+    d.rewards = f.tensor<T>("rewards");
+    d.terminals = f.tensor<T>("terminals");
+    if (f.contains("next_observations")) d.next_observations = f.tensor<T>("next_observations");
+    if (f.contains("states")) d.states = f.tensor<T>("states");
+    if (f.contains("costs")) d.costs = f.tensor<T>("costs");
+    if (f.contains("meta")) {
+      const auto m = f.strings("meta");
+      require<FormatError>(m.size() == 1, path.string(), ": meta must hold one JSON string, found ", m.size());
+      d.meta = m.front();
+    }
+    d.validate(path.string());
+    return d;
+  }
+
+  /// Validates, then writes atomically (np.savez_compressed layout by default).
+  void save(const std::filesystem::path& path, bool compressed = true) const {
+    validate(path.string());
+    io::NpzWriter w;
+    w.add("observations", observations).add("actions", actions).add("rewards", rewards).add("terminals", terminals);
+    if (!next_observations.empty()) w.add("next_observations", next_observations);
+    if (!states.empty()) w.add("states", states);
+    if (!costs.empty()) w.add("costs", costs);
+    w.add_strings("meta", {meta});
+    w.save(path, compressed);
+  }
+};
+
+}  // namespace coordiff::data
