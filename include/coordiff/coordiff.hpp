@@ -24,3 +24,4 @@
 #include "coordiff/nn/state_dict.hpp"
 #include "coordiff/nn/temporal_unet.hpp"
 #include "coordiff/viz/svg_plot.hpp"
+#include "coordiff/viz/trajectory_svg.hpp"
