@@ -23,5 +23,6 @@
 #include "coordiff/nn/sinusoidal_embedding.hpp"
 #include "coordiff/nn/state_dict.hpp"
 #include "coordiff/nn/temporal_unet.hpp"
+#include "coordiff/rl/rl.hpp"
 #include "coordiff/viz/svg_plot.hpp"
 #include "coordiff/viz/trajectory_svg.hpp"

@@ -1,0 +1,238 @@
+#pragma once
+// MATD3 (Ackermann et al. 2019): TD3 (Fujimoto et al. 2018) per agent with decentralised actors
+// pi_i(o_i) and twin centralised critics Q_i(s, a_1..a_N), s = (o_1..o_N): clipped double-Q targets,
+// target-policy smoothing, delayed actor and target updates. Network and optimiser settings follow the
+// OMAR MPE setup (64-64 ReLU MLPs, tanh actions, last actor layer U(-3e-3, 3e-3), gamma 0.95, tau 0.01,
+// gradient-norm clip 0.5, 1e-3 action L2 in the actor loss). This is the behaviour-policy learner that
+// produces the offline datasets (OMAR protocol).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "coordiff/core/philox.hpp"
+#include "coordiff/nn/mlp.hpp"
+#include "coordiff/nn/optim/adam.hpp"
+#include "coordiff/nn/optim/grad_clip.hpp"
+#include "coordiff/rl/replay_buffer.hpp"
+
+namespace coordiff::rl {
+
+struct Matd3Options {
+  index_t hidden = 64;
+  double actor_lr = 1e-3, critic_lr = 1e-3;
+  double gamma = 0.95, tau = 0.01;
+  double policy_noise = 0.2, noise_clip = 0.5;  ///< target-policy smoothing
+  index_t policy_delay = 2;
+  double exploration_noise = 0.1;  ///< a = clip(pi(o) + N(0, sd), -1, 1) while collecting
+  double grad_clip = 0.5;
+  double action_l2 = 1e-3;
+  index_t batch_size = 1024;
+  std::uint64_t seed = 0;
+};
+
+struct Matd3Stats {
+  double critic_loss = 0;  ///< mean over agents of the last update's twin-critic MSE
+  double actor_loss = 0;   ///< of the last actor update
+  index_t updates = 0;
+};
+
+template <class T = float>
+class Matd3 {
+ public:
+  Matd3(index_t agents, index_t obs_dim, index_t act_dim, Matd3Options opt = {})
+      : A_(agents), O_(obs_dim), U_(act_dim), opt_(opt) {
+    require<ConfigError>(agents >= 1 && obs_dim >= 1 && act_dim >= 1 && opt.hidden >= 1 && opt.batch_size >= 1 &&
+                             opt.policy_delay >= 1 && opt.gamma >= 0 && opt.gamma <= 1 && opt.tau > 0 && opt.tau <= 1,
+                         "Matd3: invalid sizes or options");
+    Rng rng(opt.seed, 0);
+    const index_t in_critic = A_ * (O_ + U_), h = opt.hidden;
+    for (index_t i = 0; i < A_; ++i) {
+      auto n = std::make_unique<Nets>();
+      n->actor = nn::MLP<T>({O_, h, h, U_}, nn::Activation::ReLU, rng);
+      auto& last = n->actor.layers().back();
+      last.weight().value = rng.uniform<T>(last.weight().shape(), T(-3e-3), T(3e-3));
+      last.bias().value = rng.uniform<T>(last.bias().shape(), T(-3e-3), T(3e-3));
+      n->critic1 = nn::MLP<T>({in_critic, h, h, 1}, nn::Activation::ReLU, rng);
+      n->critic2 = nn::MLP<T>({in_critic, h, h, 1}, nn::Activation::ReLU, rng);
+      n->actor_target = n->actor, n->critic1_target = n->critic1, n->critic2_target = n->critic2;
+      n->actor_params = nn::parameters_of<T>(n->actor);
+      n->critic_params = nn::parameters_of<T>(n->critic1);
+      for (auto& p : nn::parameters_of<T>(n->critic2)) n->critic_params.push_back(p);
+      n->actor_opt = std::make_unique<nn::optim::Adam<T>>(n->actor_params, nn::optim::AdamOptions{.lr = opt.actor_lr});
+      n->critic_opt = std::make_unique<nn::optim::Adam<T>>(n->critic_params, nn::optim::AdamOptions{.lr = opt.critic_lr});
+      agents_.push_back(std::move(n));
+    }
+  }
+
+  index_t agents() const { return A_; }
+
+  /// Actions [B, A, U] for observations [B, A, O]; with explore, Gaussian noise from Philox(seed, draw).
+  Tensor<T> act(const Tensor<T>& obs, bool explore = false, std::uint64_t draw = 0) {
+    require_shape(obs.shape(), {obs.dim(0), A_, O_}, "Matd3::act obs");
+    require_finite(obs, "Matd3::act obs");
+    nn::NoGradGuard no_grad;
+    const index_t B = obs.dim(0);
+    Tensor<T> a({B, A_, U_});
+    const Philox gen(opt_.seed ^ 0x6578706c6f7265ull, draw);  // exploration stream
+    for (index_t i = 0; i < A_; ++i) {
+      const Tensor<T> ai = tanh_of(agents_[static_cast<std::size_t>(i)]->actor.forward(agent_obs(obs, i)));
+      for (index_t b = 0; b < B; ++b)
+        for (index_t u = 0; u < U_; ++u) {
+          double v = ai(b, u);
+          if (explore)
+            v = std::clamp(v + opt_.exploration_noise * gen.normal(static_cast<std::uint64_t>((b * A_ + i) * U_ + u)), -1.0, 1.0);
+          a(b, i, u) = static_cast<T>(v);
+        }
+    }
+    return a;
+  }
+
+  /// One update round: every agent's critics, and (every policy_delay rounds) its actor and the targets.
+  Matd3Stats update(const ReplayBuffer<T>& buffer) {
+    const std::uint64_t round = static_cast<std::uint64_t>(updates_++);
+    const TransitionBatch<T> s = buffer.sample(opt_.batch_size, opt_.seed, round);
+    const index_t B = s.obs.dim(0);
+    const Tensor<T> next_actions = target_actions(s.next_obs, round);
+    const Tensor<T> q_in = critic_input(s.obs, s.actions), q_next_in = critic_input(s.next_obs, next_actions);
+    const bool actor_round = round % static_cast<std::uint64_t>(opt_.policy_delay) == 0;
+    Matd3Stats st;
+    for (index_t i = 0; i < A_; ++i) {
+      Nets& n = *agents_[static_cast<std::size_t>(i)];
+      Tensor<T> y({B, 1});
+      {
+        nn::NoGradGuard no_grad;
+        const Tensor<T> q1 = n.critic1_target.forward(q_next_in), q2 = n.critic2_target.forward(q_next_in);
+        for (index_t b = 0; b < B; ++b)  // clipped double-Q target (TD3 eq. 10)
+          y[b] = static_cast<T>(s.rewards(b, i) + opt_.gamma * (1 - s.done[b]) * std::min(q1[b], q2[b]));
+      }
+      double loss = 0;
+      for (nn::MLP<T>* c : {&n.critic1, &n.critic2}) {
+        const Tensor<T> q = c->forward(q_in);
+        Tensor<T> dq({B, 1});
+        for (index_t b = 0; b < B; ++b) {
+          loss += static_cast<double>((q[b] - y[b]) * (q[b] - y[b])) / static_cast<double>(B);
+          dq[b] = static_cast<T>(2 * (q[b] - y[b]) / static_cast<T>(B));
+        }
+        c->backward(dq);
+      }
+      if (opt_.grad_clip > 0) nn::optim::clip_grad_norm(n.critic_params, opt_.grad_clip);
+      n.critic_opt->step();
+      nn::zero_grad(n.critic_params);
+      st.critic_loss += loss / static_cast<double>(A_);
+      if (actor_round) st.actor_loss += actor_step(n, i, s.obs, s.actions) / static_cast<double>(A_);
+    }
+    if (actor_round)
+      for (auto& n : agents_) {
+        soft_update(n->actor, n->actor_target);
+        soft_update(n->critic1, n->critic1_target);
+        soft_update(n->critic2, n->critic2_target);
+      }
+    st.updates = updates_;
+    return st;
+  }
+
+  /// Parameters under "actor.<i>.*", "critic1.<i>.*", "critic2.<i>.*" (for checkpoints).
+  nn::ParameterList<T> parameters() {
+    nn::ParameterList<T> out;
+    for (index_t i = 0; i < A_; ++i) {
+      Nets& n = *agents_[static_cast<std::size_t>(i)];
+      n.actor.collect_parameters(out, "actor." + std::to_string(i));
+      n.critic1.collect_parameters(out, "critic1." + std::to_string(i));
+      n.critic2.collect_parameters(out, "critic2." + std::to_string(i));
+    }
+    return out;
+  }
+
+ private:
+  struct Nets {
+    nn::MLP<T> actor, critic1, critic2, actor_target, critic1_target, critic2_target;
+    nn::ParameterList<T> actor_params, critic_params;
+    std::unique_ptr<nn::optim::Adam<T>> actor_opt, critic_opt;
+  };
+
+  Tensor<T> agent_obs(const Tensor<T>& obs, index_t i) const {
+    const index_t B = obs.dim(0);
+    Tensor<T> o({B, O_});
+    for (index_t b = 0; b < B; ++b)
+      for (index_t k = 0; k < O_; ++k) o(b, k) = obs(b, i, k);
+    return o;
+  }
+  static Tensor<T> tanh_of(Tensor<T> z) {
+    for (auto& v : z) v = std::tanh(v);
+    return z;
+  }
+  /// [B, A*O + A*U]: all observations, then all actions.
+  Tensor<T> critic_input(const Tensor<T>& obs, const Tensor<T>& act) const {
+    const index_t B = obs.dim(0), W = A_ * (O_ + U_);
+    Tensor<T> x({B, W});
+    for (index_t b = 0; b < B; ++b) {
+      std::copy(obs.data() + b * A_ * O_, obs.data() + (b + 1) * A_ * O_, x.data() + b * W);
+      std::copy(act.data() + b * A_ * U_, act.data() + (b + 1) * A_ * U_, x.data() + b * W + A_ * O_);
+    }
+    return x;
+  }
+  /// Target-policy smoothing (TD3 eq. 14): clip(pi'(o') + clip(N(0, sd), -c, c), -1, 1).
+  Tensor<T> target_actions(const Tensor<T>& next_obs, std::uint64_t round) {
+    nn::NoGradGuard no_grad;
+    const index_t B = next_obs.dim(0);
+    Tensor<T> a({B, A_, U_});
+    const Philox gen(opt_.seed ^ 0x736d6f6f7468ull, round);  // smoothing stream
+    for (index_t i = 0; i < A_; ++i) {
+      const Tensor<T> ai = tanh_of(agents_[static_cast<std::size_t>(i)]->actor_target.forward(agent_obs(next_obs, i)));
+      for (index_t b = 0; b < B; ++b)
+        for (index_t u = 0; u < U_; ++u) {
+          const double eps = std::clamp(opt_.policy_noise * gen.normal(static_cast<std::uint64_t>((b * A_ + i) * U_ + u)),
+                                        -opt_.noise_clip, opt_.noise_clip);
+          a(b, i, u) = static_cast<T>(std::clamp(ai(b, u) + eps, -1.0, 1.0));
+        }
+    }
+    return a;
+  }
+  /// Deterministic policy gradient through Q1: loss = -mean Q1(s, a with a_i = pi_i(o_i)) + l2 mean pi_i^2.
+  double actor_step(Nets& n, index_t i, const Tensor<T>& obs, const Tensor<T>& actions) {
+    const index_t B = obs.dim(0);
+    const Tensor<T> z = n.actor.forward(agent_obs(obs, i));
+    const Tensor<T> t = tanh_of(z);
+    Tensor<T> a = actions;
+    for (index_t b = 0; b < B; ++b)
+      for (index_t u = 0; u < U_; ++u) a(b, i, u) = t(b, u);
+    const Tensor<T> q = n.critic1.forward(critic_input(obs, a));
+    double loss = 0;
+    for (index_t b = 0; b < B; ++b) loss -= static_cast<double>(q[b]) / static_cast<double>(B);
+    const Tensor<T> dx = n.critic1.backward(Tensor<T>({B, 1}, static_cast<T>(-1.0 / static_cast<double>(B))));
+    nn::zero_grad(n.critic_params);  // the critic is only differentiated through, not updated here
+    Tensor<T> dz({B, U_});
+    const index_t W = A_ * (O_ + U_), col = A_ * O_ + i * U_;
+    for (index_t b = 0; b < B; ++b)
+      for (index_t u = 0; u < U_; ++u) {
+        const double tv = t(b, u);
+        loss += opt_.action_l2 * tv * tv / static_cast<double>(B * U_);
+        const double dt = dx[b * W + col + u] + 2 * opt_.action_l2 * tv / static_cast<double>(B * U_);
+        dz(b, u) = static_cast<T>(dt * (1 - tv * tv));
+      }
+    n.actor.backward(dz);
+    if (opt_.grad_clip > 0) nn::optim::clip_grad_norm(n.actor_params, opt_.grad_clip);
+    n.actor_opt->step();
+    nn::zero_grad(n.actor_params);
+    return loss;
+  }
+  /// Polyak averaging: target <- (1 - tau) target + tau source.
+  void soft_update(nn::MLP<T>& source, nn::MLP<T>& target) {
+    const auto src = nn::parameters_of<T>(source), dst = nn::parameters_of<T>(target);
+    for (std::size_t k = 0; k < src.size(); ++k) {
+      const Tensor<T>& s = src[k].param->value;
+      Tensor<T>& d = dst[k].param->value;
+      for (index_t j = 0; j < d.size(); ++j) d[j] = static_cast<T>((1 - opt_.tau) * d[j] + opt_.tau * s[j]);
+    }
+  }
+
+  index_t A_, O_, U_;
+  Matd3Options opt_;
+  std::vector<std::unique_ptr<Nets>> agents_;
+  index_t updates_ = 0;
+};
+
+}  // namespace coordiff::rl
