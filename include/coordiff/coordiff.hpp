@@ -6,6 +6,7 @@
 #include "coordiff/core/threading.hpp"
 #include "coordiff/data/data.hpp"
 #include "coordiff/diffusion/diffusion.hpp"
+#include "coordiff/env/mpe.hpp"
 #include "coordiff/io/npz.hpp"
 #include "coordiff/nn/activations.hpp"
 #include "coordiff/nn/agent_attention.hpp"
