@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Independent NumPy reference of the OMAR variant of the multi-agent particle environments.
 
-Written from the published equations (shared/reference/mpe-and-offline-marl.md, sections 1.1-1.4):
+Written from the published equations (OMAR's multiagent-particle-envs: core.py, environment.py and the
+simple_spread / simple_tag / simple_world scenarios):
 openai/OMAR semi-implicit integration, softplus contact forces, OMAR action scaling and rewards.
 For each scenario it takes fixed initial states and a fixed action sequence for every agent (prey
 included, so the C++ test can feed the prey's actions through its prey-policy hook), steps 25 times

@@ -1,10 +1,10 @@
 #pragma once
-// A batch of B MPE environments stepped in lockstep (structure of arrays, reference section 1.7):
+// A batch of B MPE environments stepped in lockstep (structure of arrays, as JaxMARL's SimpleMPE):
 // positions and velocities are Tensor<double> [B, E, 2] with agents first, then landmarks.
 //
 // Learners and prey. Agents 0..L-1 are the learners (all agents in spread, the adversaries in tag and
 // world); agents L..N-1 are prey driven inside the environment, as in OMAR/MADiff where the prey is a
-// fixed pretrained policy and is dropped from the agent list (reference 1.5). By default the prey is
+// fixed pretrained policy and is dropped from the agent list (OMAR main.py, MADiff datasets/mpe.py). By default the prey is
 // the scripted evader below; set_prey_policy() installs any other policy.
 //
 // Randomness: environment b of a batch reset with (seed, first_env) draws from the Philox streams keyed
@@ -31,7 +31,7 @@
 
 namespace coordiff::env::mpe {
 
-/// The scripted evader (JaxMARL/FACMAC-style prey, reference 1.5 option b): sample `candidates`
+/// The scripted evader (JaxMARL's FACMAC-style prey): sample `candidates`
 /// displacements d uniformly in the unit disc; drop those whose straight path p -> p + d (checked at
 /// `waypoints` evenly spaced points) overlaps an obstacle or whose end point leaves the arena
 /// [-arena, arena]^2 (our addition, so the prey does not simply run off to infinity); among the rest

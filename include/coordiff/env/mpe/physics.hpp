@@ -1,6 +1,6 @@
 #pragma once
 // Shared physics of the multi-agent particle environments (MPE) in the OMAR variant
-// (shared/reference/mpe-and-offline-marl.md, section 1.1). All masses are 1 (the density is never
+// (OMAR's multiagent/core.py and environment.py). All masses are 1 (the density is never
 // used), so the OMAR mass-ratio scaling of contact forces is a no-op and F/m = F.
 #include <algorithm>
 #include <array>
@@ -28,7 +28,7 @@ struct EntitySpec {
 };
 
 /// OMAR maps a Box(-1,1)^2 action a to u = s*a with s = accel or 5, and its core multiplies again by
-/// m*accel when accel is set: spread 5a, tag/world adversary 9a, prey 16a (reference 1.1 table).
+/// m*accel when accel is set: spread 5a, tag/world adversary 9a, prey 16a (OMAR environment.py and core.py).
 constexpr double action_force_scale(double accel) { return accel > 0 ? accel * accel : 5.0; }
 
 /// softplus(x) = log(1 + e^x) without overflow for large |x|.

@@ -1,5 +1,5 @@
 #pragma once
-// simple_spread (cooperative navigation) in the OMAR variant (reference section 1.2): 3 agents (size
+// simple_spread (cooperative navigation) in the OMAR variant (OMAR multiagent/scenarios/simple_spread.py): 3 agents (size
 // 0.15, collide, force 5a, no speed limit) and 3 landmarks (size 0.05, no collision); all drawn
 // uniformly in [-1,1]^2 at reset.
 // Observation of agent i (18): [vel_i(2), pos_i(2), landmark_l - pos_i (3x2), pos_j - pos_i for the

@@ -1,5 +1,5 @@
 #pragma once
-// simple_tag (predator-prey) in the OMAR variant (reference section 1.3): 3 adversaries (size 0.075,
+// simple_tag (predator-prey) in the OMAR variant (OMAR multiagent/scenarios/simple_tag.py): 3 adversaries (size 0.075,
 // accel 3 -> force 9a, max speed 1.0) chase 1 prey (size 0.05, accel 4 -> force 16a, max speed 1.3)
 // among 2 obstacles (size 0.2, collide, immovable). Agents are drawn in [-1,1]^2, obstacles in
 // [-0.9,0.9]^2. The adversaries are the learners; the prey is driven inside the env (batched_env.hpp).

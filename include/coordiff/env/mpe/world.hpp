@@ -1,5 +1,5 @@
 #pragma once
-// OMAR simple_world (reference section 1.4; the task MASTARS/MADiff/CFCQL call "World"): 3 adversaries
+// OMAR simple_world (OMAR multiagent/scenarios/simple_world.py; the task MASTARS/MADiff/CFCQL call "World"): 3 adversaries
 // (size 0.075, force 9a, max speed 1.0) chase 1 prey (size 0.045, force 16a, max speed 1.3). Landmarks,
 // in this order: 1 obstacle (size 0.2, collides), 2 food (size 0.03), 2 forests (size 0.3); food and
 // forests do not collide. Agents are drawn in [-1,1]^2, all landmarks in [-0.9,0.9]^2. Every agent is
