@@ -73,21 +73,11 @@ class Matd3 {
   Tensor<T> act(const Tensor<T>& obs, bool explore = false, std::uint64_t draw = 0) {
     require_shape(obs.shape(), {obs.dim(0), A_, O_}, "Matd3::act obs");
     require_finite(obs, "Matd3::act obs");
-    nn::NoGradGuard no_grad;
-    const index_t B = obs.dim(0);
-    Tensor<T> a({B, A_, U_});
     const Philox gen(opt_.seed ^ 0x6578706c6f7265ull, draw);  // exploration stream
-    for (index_t i = 0; i < A_; ++i) {
-      const Tensor<T> ai = tanh_of(agents_[static_cast<std::size_t>(i)]->actor.forward(agent_obs(obs, i)));
-      for (index_t b = 0; b < B; ++b)
-        for (index_t u = 0; u < U_; ++u) {
-          double v = ai(b, u);
-          if (explore)
-            v = std::clamp(v + opt_.exploration_noise * gen.normal(static_cast<std::uint64_t>((b * A_ + i) * U_ + u)), -1.0, 1.0);
-          a(b, i, u) = static_cast<T>(v);
-        }
-    }
-    return a;
+    return policy_actions(obs, /*target=*/false, [&](index_t b, index_t i, index_t u, double v) {
+      if (!explore) return v;
+      return std::clamp(v + opt_.exploration_noise * gen.normal(static_cast<std::uint64_t>((b * A_ + i) * U_ + u)), -1.0, 1.0);
+    });
   }
 
   /// One update round: every agent's critics, and (every policy_delay rounds) its actor and the targets.
@@ -176,18 +166,24 @@ class Matd3 {
   }
   /// Target-policy smoothing (TD3 eq. 14): clip(pi'(o') + clip(N(0, sd), -c, c), -1, 1).
   Tensor<T> target_actions(const Tensor<T>& next_obs, std::uint64_t round) {
-    nn::NoGradGuard no_grad;
-    const index_t B = next_obs.dim(0);
-    Tensor<T> a({B, A_, U_});
     const Philox gen(opt_.seed ^ 0x736d6f6f7468ull, round);  // smoothing stream
+    return policy_actions(next_obs, /*target=*/true, [&](index_t b, index_t i, index_t u, double v) {
+      const double eps = std::clamp(opt_.policy_noise * gen.normal(static_cast<std::uint64_t>((b * A_ + i) * U_ + u)),
+                                    -opt_.noise_clip, opt_.noise_clip);
+      return std::clamp(v + eps, -1.0, 1.0);
+    });
+  }
+  /// tanh(actor_i(o_i)) of every agent (or its target copy), each entry passed through noise(b, i, u, value).
+  template <class Noise>
+  Tensor<T> policy_actions(const Tensor<T>& obs, bool target, Noise noise) {
+    nn::NoGradGuard no_grad;
+    const index_t B = obs.dim(0);
+    Tensor<T> a({B, A_, U_});
     for (index_t i = 0; i < A_; ++i) {
-      const Tensor<T> ai = tanh_of(agents_[static_cast<std::size_t>(i)]->actor_target.forward(agent_obs(next_obs, i)));
+      Nets& n = *agents_[static_cast<std::size_t>(i)];
+      const Tensor<T> ai = tanh_of((target ? n.actor_target : n.actor).forward(agent_obs(obs, i)));
       for (index_t b = 0; b < B; ++b)
-        for (index_t u = 0; u < U_; ++u) {
-          const double eps = std::clamp(opt_.policy_noise * gen.normal(static_cast<std::uint64_t>((b * A_ + i) * U_ + u)),
-                                        -opt_.noise_clip, opt_.noise_clip);
-          a(b, i, u) = static_cast<T>(std::clamp(ai(b, u) + eps, -1.0, 1.0));
-        }
+        for (index_t u = 0; u < U_; ++u) a(b, i, u) = static_cast<T>(noise(b, i, u, static_cast<double>(ai(b, u))));
     }
     return a;
   }
