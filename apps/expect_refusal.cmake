@@ -1,0 +1,13 @@
+# Runs EXE with ARGS and passes only if it exits with code 2, its message names EXPECT, and OUT does not exist.
+file(REMOVE ${OUT})
+execute_process(COMMAND ${EXE} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 2)
+  message(FATAL_ERROR "expected exit code 2, got ${rc}\n${out}${err}")
+endif()
+string(FIND "${err}" "${EXPECT}" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "the message does not name ${EXPECT}:\n${err}")
+endif()
+if(EXISTS ${OUT})
+  message(FATAL_ERROR "a refused run left ${OUT} behind")
+endif()
