@@ -150,3 +150,18 @@ TEST_CASE("Matd3: learns the reaching task far beyond a random policy, reproduci
   auto short_a = train(2, 24), short_b = train(2, 24);  // same seed: bitwise the same policy
   CHECK(short_a.act(Tensor<float>({1, 2, 4}, 0.3f)).storage() == short_b.act(Tensor<float>({1, 2, 4}, 0.3f)).storage());
 }
+
+TEST_CASE("Matd3: actor snapshots restore the same policy, and mismatched snapshots are refused") {
+  rl::Matd3Options a_opt, b_opt;
+  a_opt.seed = 1, b_opt.seed = 2;
+  rl::Matd3<float> a(3, 5, 2, a_opt), b(3, 5, 2, b_opt);
+  const Tensor<float> obs({4, 3, 5}, 0.7f);
+  REQUIRE(a.act(obs).storage() != b.act(obs).storage());
+  b.set_actor_state(a.actor_state());
+  CHECK(a.act(obs).storage() == b.act(obs).storage());
+  auto state = a.actor_state();
+  state.pop_back();
+  CHECK_THROWS_AS(b.set_actor_state(state), ShapeError);
+  rl::Matd3<float> wider(3, 6, 2, a_opt);
+  CHECK_THROWS_AS(wider.set_actor_state(a.actor_state()), ShapeError);
+}

@@ -124,6 +124,24 @@ class Matd3 {
     return st;
   }
 
+  /// Copies of every agent's actor weights (a policy snapshot), and restoring one.
+  std::vector<Tensor<T>> actor_state() {
+    std::vector<Tensor<T>> out;
+    for (auto& n : agents_)
+      for (auto& p : n->actor_params) out.push_back(p.param->value);
+    return out;
+  }
+  void set_actor_state(const std::vector<Tensor<T>>& state) {
+    std::size_t k = 0;
+    for (auto& n : agents_)
+      for (auto& p : n->actor_params) {
+        require<ShapeError>(k < state.size(), "Matd3::set_actor_state: ", state.size(), " tensors are too few");
+        require_shape(state[k].shape(), p.param->shape(), "Matd3::set_actor_state '" + p.name + "'");
+        p.param->value = state[k++];
+      }
+    require<ShapeError>(k == state.size(), "Matd3::set_actor_state: ", state.size(), " tensors, expected ", k);
+  }
+
   /// Parameters under "actor.<i>.*", "critic1.<i>.*", "critic2.<i>.*" (for checkpoints).
   nn::ParameterList<T> parameters() {
     nn::ParameterList<T> out;

@@ -34,42 +34,58 @@ inline BehaviourPolicy uniform_random_policy(std::uint64_t seed) {
   };
 }
 
+namespace detail {
+/// An empty dataset of E episodes in the layout collect_episodes writes.
+template <class Env>
+data::OfflineDataset<float> allocate_episodes(index_t E) {
+  constexpr index_t T = kEpisodeLength, L = Env::kLearners, O = Env::kObsDim;
+  data::OfflineDataset<float> d;
+  d.observations = Tensor<float>({E, T, L, O});
+  d.next_observations = Tensor<float>({E, T, L, O});
+  d.actions = Tensor<float>({E, T, L, 2});
+  d.rewards = Tensor<float>({E, T, L});
+  d.terminals = Tensor<float>({E, T});
+  d.states = Tensor<float>({E, T, Env::kStateDim});
+  return d;
+}
+/// Stores step t of environments b = 0..B-1 as episodes e0 + b.
+template <class Env>
+void record_step(data::OfflineDataset<float>& d, index_t e0, index_t t, const Tensor<double>& obs, const Tensor<double>& state,
+                 const Tensor<double>& actions, const typename Env::StepResult& r) {
+  constexpr index_t L = Env::kLearners, O = Env::kObsDim, S = Env::kStateDim;
+  for (index_t b = 0; b < obs.dim(0); ++b) {
+    const index_t e = e0 + b;
+    for (index_t i = 0; i < L; ++i) {
+      for (index_t k = 0; k < O; ++k) {
+        d.observations(e, t, i, k) = static_cast<float>(obs(b, i, k));
+        d.next_observations(e, t, i, k) = static_cast<float>(r.obs(b, i, k));
+      }
+      for (index_t u = 0; u < 2; ++u) d.actions(e, t, i, u) = static_cast<float>(actions(b, i, u));
+      d.rewards(e, t, i) = static_cast<float>(r.reward(b, i));
+    }
+    for (index_t k = 0; k < S; ++k) d.states(e, t, k) = static_cast<float>(state(b, k));
+  }
+}
+}  // namespace detail
+
 /// `episodes` episodes, `parallel` environments at a time; progress (if given) gets "collected k/E".
 template <class Env>
 data::OfflineDataset<float> collect_episodes(index_t episodes, std::uint64_t seed, const BehaviourPolicy& policy,
                                              index_t parallel = 16, std::ostream* progress = nullptr) {
   require<ConfigError>(episodes >= 1 && parallel >= 1, "collect_episodes: episodes and parallel must be >= 1, got ",
                        episodes, " and ", parallel);
-  constexpr index_t T = kEpisodeLength, L = Env::kLearners, O = Env::kObsDim, S = Env::kStateDim;
-  data::OfflineDataset<float> d;
-  d.observations = Tensor<float>({episodes, T, L, O});
-  d.next_observations = Tensor<float>({episodes, T, L, O});
-  d.actions = Tensor<float>({episodes, T, L, 2});
-  d.rewards = Tensor<float>({episodes, T, L});
-  d.terminals = Tensor<float>({episodes, T});
-  d.states = Tensor<float>({episodes, T, S});
+  data::OfflineDataset<float> d = detail::allocate_episodes<Env>(episodes);
   for (index_t e0 = 0; e0 < episodes; e0 += parallel) {
     const index_t B = std::min(parallel, episodes - e0);
     Env env(B);
     env.reset(seed, static_cast<std::uint64_t>(e0));
     Tensor<double> obs = env.observations();
-    for (index_t t = 0; t < T; ++t) {
+    for (index_t t = 0; t < kEpisodeLength; ++t) {
       const Tensor<double> state = env.state();
       const Tensor<double> a = policy(obs, static_cast<std::uint64_t>(e0), t);
-      require_shape(a.shape(), {B, L, 2}, "collect_episodes: policy actions");
+      require_shape(a.shape(), {B, Env::kLearners, 2}, "collect_episodes: policy actions");
       const auto r = env.step(a);
-      for (index_t b = 0; b < B; ++b) {
-        const index_t e = e0 + b;
-        for (index_t i = 0; i < L; ++i) {
-          for (index_t k = 0; k < O; ++k) {
-            d.observations(e, t, i, k) = static_cast<float>(obs(b, i, k));
-            d.next_observations(e, t, i, k) = static_cast<float>(r.obs(b, i, k));
-          }
-          for (index_t u = 0; u < 2; ++u) d.actions(e, t, i, u) = static_cast<float>(a(b, i, u));
-          d.rewards(e, t, i) = static_cast<float>(r.reward(b, i));
-        }
-        for (index_t k = 0; k < S; ++k) d.states(e, t, k) = static_cast<float>(state(b, k));
-      }
+      detail::record_step<Env>(d, e0, t, obs, state, a, r);
       obs = r.obs;
     }
     if (progress) *progress << "\rcollected " << e0 + B << "/" << episodes << std::flush;
