@@ -21,6 +21,7 @@
 #include "coordiff/nn/multi_agent_unet.hpp"
 #include "coordiff/nn/parameter.hpp"
 #include "coordiff/schedule/cosine.hpp"
+#include "support/tiny_unet.hpp"
 
 using namespace coordiff;
 using diffusion::Sampler;
@@ -34,16 +35,6 @@ namespace {
 constexpr index_t kH = 8, kA = 2, kF = 2;
 constexpr index_t kK = 100;  // diffusion steps of the cosine schedule
 
-nn::UNetConfig tiny_config() {
-  nn::UNetConfig c;
-  c.horizon = kH;
-  c.transition_dim = kF;
-  c.dim = 16;  // agent attention needs channel counts divisible by 16
-  c.dim_mults = {1, 2};
-  c.groups = 4;
-  c.kernel_size = 3;
-  return c;
-}
 
 // Two agents crossing: each moves on a straight line at constant velocity, and agent 1 is the mirror
 // image of agent 0 through the origin at every step (agent 1 = -agent 0), so their start points and
@@ -179,7 +170,7 @@ TEST_CASE("trained sampling: a MultiAgentUNet trained on crossing agent pairs sa
   const auto held_out = crossing_pairs(N, 2), held_out2 = crossing_pairs(N, 3);
 
   Rng init(21);
-  nn::MultiAgentUNet<float> net(tiny_config(), kA, init);
+  nn::MultiAgentUNet<float> net(testing::tiny_unet_config(kH, kF, false), kA, init);
   nn::MultiAgentUNet<float> untrained = net;  // the same initial weights, never trained
   const auto [first, last] = train(net, train_set, 600, 4);
   // Measured: mean loss 0.557 over the first 50 steps, 0.063 over the last 50 (600 steps: about 10 s on

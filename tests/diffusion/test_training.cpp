@@ -17,6 +17,7 @@
 #include "coordiff/schedule/cosine.hpp"
 #include "support/gradcheck.hpp"
 #include "support/scratch.hpp"
+#include "support/tiny_unet.hpp"
 
 using namespace coordiff;
 using diffusion::LossOptions;
@@ -26,17 +27,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-nn::UNetConfig tiny_config(index_t horizon, index_t features, bool returns) {
-  nn::UNetConfig c;
-  c.horizon = horizon;
-  c.transition_dim = features;
-  c.dim = 16;  // agent attention needs channel counts divisible by 16
-  c.dim_mults = {1, 2};
-  c.groups = 4;
-  c.kernel_size = 3;
-  c.returns_condition = returns;
-  return c;
-}
 
 // An exact "denoiser" that knows the clean batch: it recovers eps from x_k (inverting DDPM eq. 4) or
 // returns x0, and records the gradient the loss hands to backward().
@@ -145,7 +135,7 @@ TEST_CASE("training loss: weighted MSE gradient equals a finite difference of th
 TEST_CASE("training loss: parameter gradients of a MultiAgentUNet<double> match finite differences of the full loss") {
   Rng rng(2);
   const schedule::Cosine sched(20);
-  nn::MultiAgentUNet<double> net(tiny_config(4, 2, true), 2, rng);
+  nn::MultiAgentUNet<double> net(testing::tiny_unet_config(4, 2, true), 2, rng);
   auto params = nn::parameters_of<double>(net);
   for (auto& p : params)  // open the attention gates so the attention weights get gradients
     if (p.name.find("gamma") != std::string::npos) p.param->value.fill(0.6);
@@ -310,7 +300,7 @@ TEST_CASE("Trainer: a MultiAgentUNet<float> learns a toy two-agent set - checkpo
   const auto data = toy_dataset(64, H, 1);
   const auto dir = testing::scratch_dir("trainer");
   Rng init(12);
-  nn::MultiAgentUNet<float> net(tiny_config(H, 2, true), 2, init);
+  nn::MultiAgentUNet<float> net(testing::tiny_unet_config(H, 2, true), 2, init);
   diffusion::TrainerOptions opt;
   opt.batch_size = 16;
   opt.steps = 200;
@@ -342,8 +332,8 @@ TEST_CASE("Trainer: a MultiAgentUNet<float> learns a toy two-agent set - checkpo
   const fs::path ckpt = opt.checkpoint_path;
   REQUIRE(fs::exists(ckpt));
   Rng other(99);
-  nn::MultiAgentUNet<float> raw(tiny_config(H, 2, true), 2, other), averaged(tiny_config(H, 2, true), 2, other),
-      ema_copy(tiny_config(H, 2, true), 2, other);
+  const auto cfg = testing::tiny_unet_config(H, 2, true);
+  nn::MultiAgentUNet<float> raw(cfg, 2, other), averaged(cfg, 2, other), ema_copy(cfg, 2, other);
   const auto meta = diffusion::load_trained_weights(ckpt, nn::parameters_of<float>(raw), /*use_ema=*/false);
   CHECK(meta.step == 200);
   CHECK(meta.architecture == opt.architecture);
@@ -354,7 +344,7 @@ TEST_CASE("Trainer: a MultiAgentUNet<float> learns a toy two-agent set - checkpo
   CHECK(same_weights(nn::parameters_of<float>(averaged), nn::parameters_of<float>(ema_copy)));
   CHECK_FALSE(same_weights(nn::parameters_of<float>(averaged), nn::parameters_of<float>(net)));  // EMA after step 100
   // A different architecture is refused by name/shape.
-  auto wider = tiny_config(H, 2, true);
+  auto wider = testing::tiny_unet_config(H, 2, true);
   wider.dim = 32;
   nn::MultiAgentUNet<float> mismatch(wider, 2, other);
   CHECK_THROWS_AS(diffusion::load_trained_weights(ckpt, nn::parameters_of<float>(mismatch)), Error);
@@ -374,7 +364,7 @@ TEST_CASE("Trainer: the same seed gives a bitwise identical history and a resume
   const index_t H = 4;
   const schedule::Cosine sched(20);
   const auto data = toy_dataset(10, H, 2);  // 10 windows in batches of 4: partial batches, several epochs
-  const auto cfg = tiny_config(H, 2, true);
+  const auto cfg = testing::tiny_unet_config(H, 2, true);
   const auto dir = testing::scratch_dir("trainer_resume");
   diffusion::TrainerOptions opt;
   opt.batch_size = 4;
@@ -431,7 +421,7 @@ TEST_CASE("Trainer: the same seed gives a bitwise identical history and a resume
 
 TEST_CASE("Trainer: bad datasets, options and batches raise coordiff errors") {
   const schedule::Cosine sched(10);
-  const auto cfg = tiny_config(4, 2, true);
+  const auto cfg = testing::tiny_unet_config(4, 2, true);
   Rng r(1);
   nn::MultiAgentUNet<float> net(cfg, 2, r);
   diffusion::TrainerOptions opt;
