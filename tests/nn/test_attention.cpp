@@ -20,12 +20,6 @@ using namespace coordiff;
 
 namespace {
 
-std::vector<testing::GradTarget> targets_of(const nn::ParameterList<double>& params) {
-  std::vector<testing::GradTarget> t;
-  for (auto& p : params) t.push_back({p.name, &p.param->value, &p.param->grad});
-  return t;
-}
-
 /// Moves every parameter off its initial value (zero biases would hide bias-gradient bugs).
 void randomize(const nn::ParameterList<double>& params, Rng& rng, double sd) {
   for (auto& p : params) p.param->value = rng.normal<double>(p.param->shape(), 0.0, sd);
@@ -37,21 +31,9 @@ std::map<std::string, const Tensor<double>*> by_name(const nn::ParameterList<dou
   return m;
 }
 
-void check_gradcheck_agent(nn::AgentSelfAttention<double>& attn, Tensor<double> x, Tensor<double> e, Rng& rng) {
-  auto up = rng.normal<double>(x.shape());
-  auto params = nn::parameters_of<double>(attn);
-  nn::zero_grad(params);
-  attn.forward(x, e);
-  auto [dx, de] = attn.backward(up);
-  auto targets = targets_of(params);
-  targets.push_back({"x", &x, &dx});
-  targets.push_back({"emb", &e, &de});
-  testing::check_gradients(
-      [&] {
-        nn::NoGradGuard g;
-        return testing::dot(attn.forward(x, e), up);
-      },
-      targets);
+void check_gradcheck_agent(nn::AgentSelfAttention<double>& attn, const Tensor<double>& x, const Tensor<double>& e, Rng& rng) {
+  const auto up = rng.normal<double>(x.shape());
+  testing::check_two_input_module(attn, x, e, up);
 }
 
 void check_gradcheck_mhsa(nn::MultiheadSelfAttention<double>& mha, Tensor<double> x, index_t axis, Rng& rng,
@@ -61,7 +43,7 @@ void check_gradcheck_mhsa(nn::MultiheadSelfAttention<double>& mha, Tensor<double
   nn::zero_grad(params);
   mha.forward(x, axis, mask);
   auto dx = mha.backward(up);
-  auto targets = targets_of(params);
+  auto targets = testing::parameter_targets(params);
   targets.push_back({"x", &x, &dx});
   testing::check_gradients(
       [&] {

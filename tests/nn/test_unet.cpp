@@ -13,15 +13,8 @@
 #include "support/gradcheck.hpp"
 
 using namespace coordiff;
-using testing::GradTarget;
 
 namespace {
-std::vector<GradTarget> param_targets(nn::ParameterList<double>& params) {
-  std::vector<GradTarget> t;
-  for (auto& p : params) t.push_back({p.name, &p.param->value, &p.param->grad});
-  return t;
-}
-
 nn::UNetConfig tiny_config(bool returns) {
   nn::UNetConfig c;
   c.horizon = 4;
@@ -51,17 +44,7 @@ TEST_CASE("gradcheck: ResidualTemporalBlock with residual conv and with identity
     auto up = rng.normal<double>({2, 8, 5});
     auto params = nn::parameters_of<double>(blk);
     randomize_norms(params, rng);
-    blk.forward(x, e);
-    auto [dx, de] = blk.backward(up);
-    auto targets = param_targets(params);
-    targets.push_back({"x", &x, &dx});
-    targets.push_back({"emb", &e, &de});
-    testing::check_gradients(
-        [&] {
-          nn::NoGradGuard g;
-          return testing::dot(blk.forward(x, e), up);
-        },
-        targets);
+    testing::check_two_input_module(blk, x, e, up);
   }
 }
 
@@ -72,19 +55,7 @@ TEST_CASE("gradcheck: AgentSelfAttention (gamma != 0, and without residual)") {
     attn.gamma().value[0] = 0.7;
     auto x = rng.normal<double>({2, 3, 16, 2});
     auto e = rng.normal<double>({2, 3, 5});
-    auto up = rng.normal<double>(x.shape());
-    auto params = nn::parameters_of<double>(attn);
-    attn.forward(x, e);
-    auto [dx, de] = attn.backward(up);
-    auto targets = param_targets(params);
-    targets.push_back({"x", &x, &dx});
-    targets.push_back({"emb", &e, &de});
-    testing::check_gradients(
-        [&] {
-          nn::NoGradGuard g;
-          return testing::dot(attn.forward(x, e), up);
-        },
-        targets);
+    testing::check_two_input_module(attn, x, e, rng.normal<double>(x.shape()));
   }
 }
 
@@ -120,7 +91,7 @@ void gradcheck_unet(Net& net, Tensor<double> x, const Tensor<double>& t, const T
   auto up = rng.normal<double>(x.shape());
   net.forward(x, t, &ret, &keep);
   auto dx = net.backward(up);
-  auto targets = param_targets(params);
+  auto targets = testing::parameter_targets(params);
   targets.push_back({"x", &x, &dx});
   testing::check_gradients(
       [&] {

@@ -12,6 +12,7 @@
 #include <doctest/doctest.h>
 
 #include "coordiff/core/tensor.hpp"
+#include "coordiff/nn/parameter.hpp"
 
 namespace coordiff::testing {
 
@@ -65,6 +66,32 @@ inline double check_gradients(const std::function<double()>& loss, const std::ve
     worst = std::max(worst, rel);
   }
   return worst;
+}
+
+/// One target per parameter: its value, perturbed in place, against its accumulated gradient.
+inline std::vector<GradTarget> parameter_targets(const nn::ParameterList<double>& params) {
+  std::vector<GradTarget> t;
+  for (auto& p : params) t.push_back({p.name, &p.param->value, &p.param->grad});
+  return t;
+}
+
+/// Checks every parameter gradient and both input gradients of a module y = m.forward(x, e) whose
+/// backward(up) returns {dx, de}, for the loss sum(y * up); parameter gradients are zeroed first.
+template <class Module>
+void check_two_input_module(Module& m, Tensor<double> x, Tensor<double> e, const Tensor<double>& up) {
+  auto params = nn::parameters_of<double>(m);
+  nn::zero_grad(params);
+  m.forward(x, e);
+  auto [dx, de] = m.backward(up);
+  auto targets = parameter_targets(params);
+  targets.push_back({"x", &x, &dx});
+  targets.push_back({"emb", &e, &de});
+  check_gradients(
+      [&] {
+        nn::NoGradGuard g;
+        return dot(m.forward(x, e), up);
+      },
+      targets);
 }
 
 }  // namespace coordiff::testing
