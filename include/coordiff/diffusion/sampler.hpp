@@ -72,10 +72,9 @@ void paste_known(Tensor<T>& x, const Tensor<T>& known_values, const Tensor<std::
       if (known[i]) x[i] = known_values[i];
     return;
   }
-  const Tensor<T> z = noise.normal<T>(x.shape(), NoisePurpose::Paste, event);
-  const double a = std::sqrt(alpha_bar), s = std::sqrt(1.0 - alpha_bar);
+  const Tensor<T> noised = add_noise(known_values, noise.normal<T>(x.shape(), NoisePurpose::Paste, event), alpha_bar);
   for (index_t i = 0; i < x.size(); ++i)
-    if (known[i]) x[i] = static_cast<T>(a * known_values[i] + s * z[i]);
+    if (known[i]) x[i] = noised[i];
 }
 }  // namespace detail
 
