@@ -69,6 +69,22 @@ inline View fit_view(const std::vector<TrajectoryLayer>& layers, const std::vect
   return v;
 }
 
+/// One polyline per entity with a trail.
+inline void append_trails(std::ostringstream& s, const TrajectoryLayer& l, const std::vector<EntityStyle>& entities,
+                          const View& v) {
+  const index_t T = l.positions.dim(0);
+  for (std::size_t e = 0; e < entities.size(); ++e) {
+    const auto& st = entities[e];
+    if (!st.trail || T < 2) continue;
+    s << "<polyline fill=\"none\" stroke=\"" << escape_xml(st.fill) << "\" stroke-width=\"2\" opacity=\""
+      << fmt_num(l.opacity) << "\"" << (l.dashed ? " stroke-dasharray=\"5,4\"" : "") << " points=\"";
+    for (index_t t = 0; t < T; ++t)
+      s << (t ? " " : "") << fmt_num(v.x(l.positions(t, static_cast<index_t>(e), 0))) << ","
+        << fmt_num(v.y(l.positions(t, static_cast<index_t>(e), 1)));
+    s << "\"/>\n";
+  }
+}
+
 inline std::string header(const SceneOptions& opt) {
   std::ostringstream s;
   s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << opt.size << "\" height=\"" << opt.size + 24
@@ -87,19 +103,7 @@ inline std::string trajectory_svg(const std::vector<TrajectoryLayer>& layers, co
   const detail::View v = detail::fit_view(layers, entities, opt);
   std::ostringstream s;
   s << detail::header(opt);
-  for (const auto& l : layers) {
-    const index_t T = l.positions.dim(0);
-    for (std::size_t e = 0; e < entities.size(); ++e) {
-      const auto& st = entities[e];
-      if (!st.trail || T < 2) continue;
-      s << "<polyline fill=\"none\" stroke=\"" << detail::escape_xml(st.fill) << "\" stroke-width=\"2\" opacity=\""
-        << detail::fmt_num(l.opacity) << "\"" << (l.dashed ? " stroke-dasharray=\"5,4\"" : "") << " points=\"";
-      for (index_t t = 0; t < T; ++t)
-        s << (t ? " " : "") << detail::fmt_num(v.x(l.positions(t, static_cast<index_t>(e), 0))) << ","
-          << detail::fmt_num(v.y(l.positions(t, static_cast<index_t>(e), 1)));
-      s << "\"/>\n";
-    }
-  }
+  for (const auto& l : layers) detail::append_trails(s, l, entities, v);
   const auto& top = layers.back().positions;
   const index_t last = top.dim(0) - 1;
   for (std::size_t e = 0; e < entities.size(); ++e) {
@@ -125,15 +129,8 @@ inline std::string animated_trajectory_svg(const TrajectoryLayer& layer, const s
   std::ostringstream s;
   TrajectoryLayer faint = layer;
   faint.opacity = 0.25;
-  std::string trails = trajectory_svg({faint}, entities, opt);
-  // Keep only the trails of the static picture (drop its header, circles and closing tag).
-  std::string body;
-  for (std::size_t pos = 0; (pos = trails.find("<polyline", pos)) != std::string::npos;) {
-    const std::size_t end = trails.find("/>\n", pos) + 3;
-    body += trails.substr(pos, end - pos);
-    pos = end;
-  }
-  s << detail::header(opt) << body;
+  s << detail::header(opt);
+  detail::append_trails(s, faint, entities, v);
   const std::string dur = detail::fmt_num(opt.seconds_per_step * static_cast<double>(T)) + "s";
   for (std::size_t e = 0; e < entities.size(); ++e) {
     const auto ei = static_cast<index_t>(e);
