@@ -1,8 +1,13 @@
 // The coordiff command-line tool.
-//   coordiff gen-data --env spread|tag|world --quality random --episodes N --seed S --out file.npz
+//   coordiff gen-data --env spread|tag|world --quality random|medium-replay|medium|expert --episodes N --seed S
+//                     --out file.npz [--behaviour policies.npz] [--parallel B]
+//   coordiff train-behaviour --env spread|tag|world --seed S --out policies.npz [--rounds N]
+//                            [--reference-episodes N] [--replay-out medium_replay.npz]
 //   coordiff inspect file.npz
 // Exit codes: 0 success, 2 bad arguments or input (the message names the flag or file), 1 other errors.
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -13,6 +18,7 @@
 
 #include "coordiff/data/dataset.hpp"
 #include "coordiff/env/mpe.hpp"
+#include "coordiff/env/mpe/behaviour.hpp"
 #include "coordiff/env/mpe/collect.hpp"
 
 namespace cd = coordiff;
@@ -21,8 +27,10 @@ namespace {
 
 const char* kUsage =
     "usage:\n"
-    "  coordiff gen-data --env spread|tag|world --quality random --episodes N --seed S --out FILE.npz\n"
-    "                    [--parallel B]\n"
+    "  coordiff gen-data --env spread|tag|world --quality random|medium-replay|medium|expert\n"
+    "                    --episodes N --seed S --out FILE.npz [--behaviour POLICIES.npz] [--parallel B]\n"
+    "  coordiff train-behaviour --env spread|tag|world --seed S --out POLICIES.npz [--rounds N]\n"
+    "                    [--reference-episodes N] [--replay-out MEDIUM_REPLAY.npz]\n"
     "  coordiff inspect FILE.npz\n";
 
 /// --flag value pairs; unknown flags and missing values are errors naming the flag.
@@ -55,36 +63,109 @@ std::string required(const std::map<std::string, std::string>& f, const std::str
   return it->second;
 }
 
-template <class Env>
-cd::data::OfflineDataset<float> generate(long long episodes, std::uint64_t seed, long long parallel) {
-  return cd::env::mpe::collect_episodes<Env>(episodes, seed, cd::env::mpe::uniform_random_policy(seed), parallel, &std::cerr);
+namespace mpe = cd::env::mpe;
+
+std::string env_flag(const std::map<std::string, std::string>& f) {
+  const std::string env = required(f, "env");
+  cd::require<cd::ConfigError>(env == "spread" || env == "tag" || env == "world", "--env must be spread, tag or world, got '",
+                               env, "'");
+  return env;
+}
+
+/// Calls fn(Env{}) with the scenario named by env ("spread", "tag" or "world").
+template <class Fn>
+decltype(auto) with_env(const std::string& env, Fn&& fn) {
+  if (env == "spread") return fn(mpe::SpreadEnv(1));
+  if (env == "tag") return fn(mpe::TagEnv(1));
+  return fn(mpe::WorldEnv(1));
+}
+
+/// The behaviour policies gen-data uses: --behaviour, else the bundled data/behaviour/<env>.npz.
+mpe::BehaviourPolicies behaviour_file(const std::map<std::string, std::string>& f, const std::string& env, std::string& path) {
+  const auto it = f.find("behaviour");
+  path = it != f.end() ? it->second : std::string(COORDIFF_DATA_DIR) + "/behaviour/" + env + ".npz";
+  auto p = mpe::BehaviourPolicies::load(path);
+  cd::require<cd::ConfigError>(p.env == env, "--behaviour ", path, " holds policies for '", p.env, "', not for --env ", env);
+  return p;
+}
+
+/// `keep` episodes of d, evenly spaced over its length (all of them when keep >= its size).
+cd::data::OfflineDataset<float> evenly_spaced_episodes(const cd::data::OfflineDataset<float>& d, cd::index_t keep) {
+  const cd::index_t E = d.episodes();
+  if (keep >= E) return d;
+  std::vector<cd::index_t> which;
+  for (cd::index_t k = 0; k < keep; ++k) which.push_back(k * E / keep);
+  return d.select_episodes(which);
 }
 
 int gen_data(int argc, char** argv) {
-  const auto f = parse_flags(argc, argv, 2, {"env", "quality", "episodes", "seed", "out", "parallel"});
-  const std::string env = required(f, "env"), quality = required(f, "quality"), out = required(f, "out");
-  cd::require<cd::ConfigError>(env == "spread" || env == "tag" || env == "world", "--env must be spread, tag or world, got '",
-                               env, "'");
+  const auto f = parse_flags(argc, argv, 2, {"env", "quality", "episodes", "seed", "out", "parallel", "behaviour"});
+  const std::string env = env_flag(f), quality = required(f, "quality"), out = required(f, "out");
   cd::require<cd::ConfigError>(quality == "random" || quality == "medium-replay" || quality == "medium" || quality == "expert",
                                "--quality must be random, medium-replay, medium or expert, got '", quality, "'");
-  cd::require<cd::ConfigError>(quality == "random", "--quality ", quality,
-                               " needs a trained MATD3 behaviour policy, which this version does not produce yet; "
-                               "available: random");
   const long long episodes = integer_flag(f, "episodes", 2000, 1), parallel = integer_flag(f, "parallel", 16, 1);
   const auto seed = static_cast<std::uint64_t>(integer_flag(f, "seed", 0, 0));
-  cd::data::OfflineDataset<float> d = env == "spread" ? generate<cd::env::mpe::SpreadEnv>(episodes, seed, parallel)
-                                      : env == "tag"  ? generate<cd::env::mpe::TagEnv>(episodes, seed, parallel)
-                                                      : generate<cd::env::mpe::WorldEnv>(episodes, seed, parallel);
-  const auto returns = cd::env::mpe::episode_returns(d, env == "spread");
+  std::string policies_path;
+  const mpe::BehaviourPolicies policies = behaviour_file(f, env, policies_path);
+  cd::data::OfflineDataset<float> d = with_env(env, [&]<class Env>(const Env&) {
+    if (quality == "medium-replay") {
+      std::cerr << "replaying the behaviour training up to its medium snapshot (round " << policies.medium_round << ")\n";
+      return evenly_spaced_episodes(mpe::medium_replay_episodes<Env>(policies, &std::cerr), episodes);
+    }
+    const mpe::BehaviourPolicy policy =
+        quality == "random" ? mpe::uniform_random_policy(seed)
+                            : mpe::snapshot_policy<Env>(quality == "medium" ? policies.medium : policies.expert,
+                                                        policies.options.data_noise, seed, policies.options.matd3.hidden);
+    return mpe::collect_episodes<Env>(episodes, seed, policy, parallel, &std::cerr);
+  });
+  const auto returns = mpe::episode_returns(d, env == "spread");
   const double mean = std::accumulate(returns.begin(), returns.end(), 0.0) / static_cast<double>(returns.size());
   std::ostringstream meta;
-  meta << "{\"env\": \"" << env << "\", \"quality\": \"" << quality << "\", \"seed\": " << seed << ", \"episodes\": " << episodes
-       << ", \"episode_length\": " << d.steps() << ", \"mean_return\": " << mean
-       << ", \"return_definition\": \"" << (env == "spread" ? "sum_t mean_i r_i" : "sum_t r_0") << "\"}";
+  meta.precision(10);
+  meta << "{\"env\": \"" << env << "\", \"quality\": \"" << quality << "\", \"seed\": " << seed
+       << ", \"episodes\": " << d.episodes() << ", \"episode_length\": " << d.steps() << ", \"mean_return\": " << mean
+       << ", \"normalised_mean_return\": " << policies.normalised(mean) << ", \"return_definition\": \""
+       << (env == "spread" ? "sum_t mean_i r_i" : "sum_t r_0") << "\", \"reference\": {\"random_return\": "
+       << policies.random_return << ", \"expert_return\": " << policies.expert_return
+       << ", \"medium_return\": " << policies.medium_return << ", \"episodes\": " << policies.reference_episodes
+       << ", \"normalised_return\": \"100 * (R - random_return) / (expert_return - random_return)\"}"
+       << ", \"behaviour\": {\"file\": \"" << std::filesystem::path(policies_path).filename().string()
+       << "\", \"training_seed\": " << policies.options.seed << ", \"medium_round\": " << policies.medium_round
+       << ", \"data_noise\": " << (quality == "random" || quality == "medium-replay" ? 0.0 : policies.options.data_noise)
+       << "}}";
   d.meta = meta.str();
   d.save(out);  // atomic: nothing is left behind if it fails
-  std::cout << "wrote " << out << ": " << episodes << " episodes of " << d.steps() << " steps, " << d.agents()
-            << " agents, observations " << d.obs_dim() << "; mean return " << mean << "\n";
+  std::cout << "wrote " << out << ": " << d.episodes() << " episodes of " << d.steps() << " steps, " << d.agents()
+            << " agents, observations " << d.obs_dim() << "; mean return " << mean << " (normalised "
+            << policies.normalised(mean) << ")\n";
+  return 0;
+}
+
+int train_behaviour(int argc, char** argv) {
+  const auto f = parse_flags(argc, argv, 2, {"env", "seed", "out", "rounds", "reference-episodes", "replay-out"});
+  const std::string env = env_flag(f), out = required(f, "out");
+  mpe::BehaviourOptions opt;
+  opt.seed = static_cast<std::uint64_t>(integer_flag(f, "seed", 0, 0));
+  opt.rounds = integer_flag(f, "rounds", opt.rounds, opt.warmup_rounds + 1);
+  const long long reference = integer_flag(f, "reference-episodes", 1000, 1);
+  const auto replay = f.find("replay-out");
+  with_env(env, [&]<class Env>(const Env&) {
+    mpe::BehaviourRun run;
+    const auto p = mpe::make_behaviour_policies<Env>(opt, reference, &std::cerr, &run);
+    p.save(out);
+    std::cout << "wrote " << out << ": " << env << " random " << p.random_return << ", medium " << p.medium_return
+              << " (round " << p.medium_round << "), expert " << p.expert_return << " over " << reference
+              << " evaluation episodes\n";
+    if (replay != f.end()) {
+      std::vector<cd::index_t> first(static_cast<std::size_t>(p.medium_round * opt.parallel));
+      std::iota(first.begin(), first.end(), cd::index_t{0});
+      auto d = run.training_episodes.select_episodes(first);
+      d.meta = "{\"env\": \"" + env + "\", \"quality\": \"medium-replay\", \"training_seed\": " + std::to_string(opt.seed) + "}";
+      d.save(replay->second);
+      std::cout << "wrote " << replay->second << ": " << d.episodes() << " medium-replay episodes\n";
+    }
+    return 0;
+  });
   return 0;
 }
 
@@ -102,6 +183,7 @@ int main(int argc, char** argv) {
   try {
     const std::string cmd = argc > 1 ? argv[1] : "";
     if (cmd == "gen-data") return gen_data(argc, argv);
+    if (cmd == "train-behaviour") return train_behaviour(argc, argv);
     if (cmd == "inspect") return inspect(argc, argv);
     std::cerr << (cmd.empty() || cmd == "--help" ? "" : "coordiff: unknown command '" + cmd + "'\n") << kUsage;
     return cmd == "--help" ? 0 : 2;

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <sstream>
+
+#include "coordiff/core/progress.hpp"
 #include "coordiff/core/tensor.hpp"
 
 using namespace coordiff;
@@ -49,4 +52,13 @@ TEST_CASE("tensor: require_finite names the first bad element") {
     CHECK(std::string(e.what()).find("observations") != std::string::npos);
     CHECK(std::string(e.what()).find("flat index 1") != std::string::npos);
   }
+}
+
+TEST_CASE("draw_progress: redraws one line in place and ends it when done") {
+  std::ostringstream out;
+  draw_progress(out, "episodes", 1, 4, 8);
+  CHECK(out.str() == "\repisodes [##------] 1/4");
+  out.str("");
+  draw_progress(out, "episodes", 4, 4, 8);
+  CHECK(out.str() == "\repisodes [########] 4/4\n");
 }

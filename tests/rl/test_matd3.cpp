@@ -165,3 +165,47 @@ TEST_CASE("Matd3: actor snapshots restore the same policy, and mismatched snapsh
   rl::Matd3<float> wider(3, 6, 2, a_opt);
   CHECK_THROWS_AS(wider.set_actor_state(a.actor_state()), ShapeError);
 }
+
+TEST_CASE("Matd3: observation standardisation is the same as feeding standardised observations, and travels with snapshots") {
+  rl::Matd3Options opt;
+  opt.seed = 3;
+  rl::Matd3<float> scaled(2, 3, 2, opt), plain(2, 3, 2, opt);
+  const Tensor<float> mean = Tensor<float>({3}, {0.5f, -1.0f, 2.0f}), sd = Tensor<float>({3}, {2.0f, 0.25f, 1.0f});
+  scaled.set_observation_scaling(mean, sd);
+  Tensor<float> obs({5, 2, 3}), standardised({5, 2, 3});
+  for (index_t j = 0; j < obs.size(); ++j) {
+    obs[j] = static_cast<float>(std::sin(0.7 * static_cast<double>(j)));
+    standardised[j] = (obs[j] - mean[j % 3]) / sd[j % 3];
+  }
+  const Tensor<float> a = scaled.act(obs), b = plain.act(standardised);
+  for (index_t j = 0; j < a.size(); ++j) CHECK(a[j] == doctest::Approx(b[j]).epsilon(1e-6));
+  rl::Matd3Options other = opt;
+  other.seed = 9;
+  rl::Matd3<float> restored(2, 3, 2, other);
+  restored.set_actor_state(scaled.actor_state());
+  CHECK(restored.act(obs).storage() == a.storage());
+  CHECK_THROWS_AS(scaled.set_observation_scaling(mean, Tensor<float>({3}, {1.0f, 0.0f, 1.0f})), NumericError);
+  CHECK_THROWS_AS(scaled.set_observation_scaling(Tensor<float>({4}, 0.f), sd), ShapeError);
+}
+
+TEST_CASE("Matd3: reward_scale s on rewards r trains exactly like scale 1 on rewards s r") {
+  auto trained = [](double scale, float reward_factor) {
+    rl::Matd3Options opt;
+    opt.seed = 5, opt.batch_size = 16, opt.reward_scale = scale;
+    rl::Matd3<float> m(2, 3, 2, opt);
+    rl::ReplayBuffer<float> buf(64, 2, 3, 2);
+    for (int k = 0; k < 4; ++k) {
+      Tensor<float> o({8, 2, 3}), a({8, 2, 2}), r({8, 2}), o2({8, 2, 3});
+      for (index_t j = 0; j < o.size(); ++j) o[j] = static_cast<float>(std::cos(0.3 * static_cast<double>(j + 24 * k)));
+      for (index_t j = 0; j < a.size(); ++j) a[j] = static_cast<float>(std::sin(0.9 * static_cast<double>(j + k)));
+      for (index_t j = 0; j < r.size(); ++j) r[j] = reward_factor * static_cast<float>(j % 5 + k);  // exact in float
+      for (index_t j = 0; j < o2.size(); ++j) o2[j] = o[j] + 0.1f;
+      buf.add({o, a, r, o2, Tensor<float>({8}, 0.f)});
+    }
+    for (int u = 0; u < 6; ++u) m.update(buf);
+    return m.act(Tensor<float>({1, 2, 3}, 0.2f));
+  };
+  const Tensor<float> scaled = trained(0.25, 1.0f), prescaled = trained(1.0, 0.25f), unscaled = trained(1.0, 1.0f);
+  CHECK(scaled.storage() == prescaled.storage());
+  CHECK(scaled.storage() != unscaled.storage());
+}

@@ -2,6 +2,7 @@
 // An offline multi-agent dataset in coordiff's npz layout (docs/formats.md): E episodes of T steps of
 // A agents. Loading validates every array against the others and names the file, the array and what
 // was expected; saving is atomic.
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -35,6 +36,31 @@ struct OfflineDataset {
     for (index_t t = 0; t < steps(); ++t)
       if (terminals(e, t) != T(0)) return t + 1;
     return steps();
+  }
+
+  /// The episodes listed (in that order, repeats allowed), every array cut alike; meta is kept.
+  OfflineDataset select_episodes(const std::vector<index_t>& which) const {
+    const index_t E = episodes(), n = static_cast<index_t>(which.size());
+    for (index_t e : which) require<ShapeError>(e >= 0 && e < E, "select_episodes: episode ", e, " of ", E);
+    OfflineDataset out;
+    out.meta = meta;
+    const auto pick = [&](const Tensor<T>& from, Tensor<T>& to) {
+      if (from.empty()) return;
+      Shape shape = from.shape();
+      shape[0] = n;
+      to = Tensor<T>(shape);
+      const index_t w = from.size() / E;
+      for (index_t k = 0; k < n; ++k) std::copy(from.data() + which[static_cast<std::size_t>(k)] * w,
+                                                from.data() + (which[static_cast<std::size_t>(k)] + 1) * w, to.data() + k * w);
+    };
+    pick(observations, out.observations);
+    pick(actions, out.actions);
+    pick(rewards, out.rewards);
+    pick(terminals, out.terminals);
+    pick(next_observations, out.next_observations);
+    pick(states, out.states);
+    pick(costs, out.costs);
+    return out;
   }
 
   /// Checks ranks, agreeing extents, finiteness and 0/1 terminals; `where` prefixes messages.

@@ -5,6 +5,11 @@
 // OMAR MPE setup (64-64 ReLU MLPs, tanh actions, last actor layer U(-3e-3, 3e-3), gamma 0.95, tau 0.01,
 // gradient-norm clip 0.5, 1e-3 action L2 in the actor loss). This is the behaviour-policy learner that
 // produces the offline datasets (OMAR protocol).
+//
+// Two input conditionings, both off by default: a fixed per-dimension observation standardisation
+// (o - mean) / std in front of every actor and critic (what OMAR's BatchNorm on the input converges to,
+// without its train/eval mismatch), and a reward scale applied in the critic targets (keeps Q in a range
+// the 1e-3 learning rate can follow; it does not change the optimal policy).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -29,6 +34,7 @@ struct Matd3Options {
   double exploration_noise = 0.1;  ///< a = clip(pi(o) + N(0, sd), -1, 1) while collecting
   double grad_clip = 0.5;
   double action_l2 = 1e-3;
+  double reward_scale = 1.0;  ///< critic targets use reward_scale * r
   index_t batch_size = 1024;
   std::uint64_t seed = 0;
 };
@@ -45,7 +51,8 @@ class Matd3 {
   Matd3(index_t agents, index_t obs_dim, index_t act_dim, Matd3Options opt = {})
       : A_(agents), O_(obs_dim), U_(act_dim), opt_(opt) {
     require<ConfigError>(agents >= 1 && obs_dim >= 1 && act_dim >= 1 && opt.hidden >= 1 && opt.batch_size >= 1 &&
-                             opt.policy_delay >= 1 && opt.gamma >= 0 && opt.gamma <= 1 && opt.tau > 0 && opt.tau <= 1,
+                             opt.policy_delay >= 1 && opt.gamma >= 0 && opt.gamma <= 1 && opt.tau > 0 && opt.tau <= 1 &&
+                             opt.reward_scale > 0,
                          "Matd3: invalid sizes or options");
     Rng rng(opt.seed, 0);
     const index_t in_critic = A_ * (O_ + U_), h = opt.hidden;
@@ -69,12 +76,23 @@ class Matd3 {
 
   index_t agents() const { return A_; }
 
+  /// Standardise every observation dimension k as (o_k - mean_k) / std_k before the networks see it.
+  void set_observation_scaling(const Tensor<T>& mean, const Tensor<T>& std) {
+    require_shape(mean.shape(), {O_}, "Matd3::set_observation_scaling mean");
+    require_shape(std.shape(), {O_}, "Matd3::set_observation_scaling std");
+    require_finite(mean, "Matd3::set_observation_scaling mean");
+    require_finite(std, "Matd3::set_observation_scaling std");
+    for (index_t k = 0; k < O_; ++k)
+      require<NumericError>(std[k] > 0, "Matd3::set_observation_scaling: std[", k, "] = ", std[k], " must be > 0");
+    obs_mean_ = mean, obs_std_ = std;
+  }
+
   /// Actions [B, A, U] for observations [B, A, O]; with explore, Gaussian noise from Philox(seed, draw).
   Tensor<T> act(const Tensor<T>& obs, bool explore = false, std::uint64_t draw = 0) {
     require_shape(obs.shape(), {obs.dim(0), A_, O_}, "Matd3::act obs");
     require_finite(obs, "Matd3::act obs");
     const Philox gen(opt_.seed ^ 0x6578706c6f7265ull, draw);  // exploration stream
-    return policy_actions(obs, /*target=*/false, [&](index_t b, index_t i, index_t u, double v) {
+    return policy_actions(standardised(obs), /*target=*/false, [&](index_t b, index_t i, index_t u, double v) {
       if (!explore) return v;
       return std::clamp(v + opt_.exploration_noise * gen.normal(static_cast<std::uint64_t>((b * A_ + i) * U_ + u)), -1.0, 1.0);
     });
@@ -83,7 +101,8 @@ class Matd3 {
   /// One update round: every agent's critics, and (every policy_delay rounds) its actor and the targets.
   Matd3Stats update(const ReplayBuffer<T>& buffer) {
     const std::uint64_t round = static_cast<std::uint64_t>(updates_++);
-    const TransitionBatch<T> s = buffer.sample(opt_.batch_size, opt_.seed, round);
+    TransitionBatch<T> s = buffer.sample(opt_.batch_size, opt_.seed, round);
+    s.obs = standardised(s.obs), s.next_obs = standardised(s.next_obs);
     const index_t B = s.obs.dim(0);
     const Tensor<T> next_actions = target_actions(s.next_obs, round);
     const Tensor<T> q_in = critic_input(s.obs, s.actions), q_next_in = critic_input(s.next_obs, next_actions);
@@ -96,7 +115,7 @@ class Matd3 {
         nn::NoGradGuard no_grad;
         const Tensor<T> q1 = n.critic1_target.forward(q_next_in), q2 = n.critic2_target.forward(q_next_in);
         for (index_t b = 0; b < B; ++b)  // clipped double-Q target (TD3 eq. 10)
-          y[b] = static_cast<T>(s.rewards(b, i) + opt_.gamma * (1 - s.done[b]) * std::min(q1[b], q2[b]));
+          y[b] = static_cast<T>(opt_.reward_scale * s.rewards(b, i) + opt_.gamma * (1 - s.done[b]) * std::min(q1[b], q2[b]));
       }
       double loss = 0;
       for (nn::MLP<T>* c : {&n.critic1, &n.critic2}) {
@@ -124,22 +143,25 @@ class Matd3 {
     return st;
   }
 
-  /// Copies of every agent's actor weights (a policy snapshot), and restoring one.
+  /// A policy snapshot: copies of every agent's actor weights, then the observation mean and std.
   std::vector<Tensor<T>> actor_state() {
     std::vector<Tensor<T>> out;
     for (auto& n : agents_)
       for (auto& p : n->actor_params) out.push_back(p.param->value);
+    out.push_back(obs_mean_);
+    out.push_back(obs_std_);
     return out;
   }
   void set_actor_state(const std::vector<Tensor<T>>& state) {
+    const std::size_t expected = static_cast<std::size_t>(A_) * agents_.front()->actor_params.size() + 2;
+    require<ShapeError>(state.size() == expected, "Matd3::set_actor_state: ", state.size(), " tensors, expected ", expected);
     std::size_t k = 0;
     for (auto& n : agents_)
       for (auto& p : n->actor_params) {
-        require<ShapeError>(k < state.size(), "Matd3::set_actor_state: ", state.size(), " tensors are too few");
         require_shape(state[k].shape(), p.param->shape(), "Matd3::set_actor_state '" + p.name + "'");
         p.param->value = state[k++];
       }
-    require<ShapeError>(k == state.size(), "Matd3::set_actor_state: ", state.size(), " tensors, expected ", k);
+    set_observation_scaling(state[k], state[k + 1]);
   }
 
   /// Parameters under "actor.<i>.*", "critic1.<i>.*", "critic2.<i>.*" (for checkpoints).
@@ -161,6 +183,12 @@ class Matd3 {
     std::unique_ptr<nn::optim::Adam<T>> actor_opt, critic_opt;
   };
 
+  Tensor<T> standardised(Tensor<T> obs) const {
+    const index_t rows = obs.size() / O_;
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t k = 0; k < O_; ++k) obs[r * O_ + k] = (obs[r * O_ + k] - obs_mean_[k]) / obs_std_[k];
+    return obs;
+  }
   Tensor<T> agent_obs(const Tensor<T>& obs, index_t i) const {
     const index_t B = obs.dim(0);
     Tensor<T> o({B, O_});
@@ -245,6 +273,7 @@ class Matd3 {
 
   index_t A_, O_, U_;
   Matd3Options opt_;
+  Tensor<T> obs_mean_{Tensor<T>({O_}, T(0))}, obs_std_{Tensor<T>({O_}, T(1))};
   std::vector<std::unique_ptr<Nets>> agents_;
   index_t updates_ = 0;
 };

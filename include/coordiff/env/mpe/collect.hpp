@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "coordiff/core/philox.hpp"
+#include "coordiff/core/progress.hpp"
 #include "coordiff/data/dataset.hpp"
 #include "coordiff/env/mpe/batched_env.hpp"
 
@@ -68,7 +69,7 @@ void record_step(data::OfflineDataset<float>& d, index_t e0, index_t t, const Te
 }
 }  // namespace detail
 
-/// `episodes` episodes, `parallel` environments at a time; progress (if given) gets "collected k/E".
+/// `episodes` episodes, `parallel` environments at a time; progress (if given) gets a progress bar.
 template <class Env>
 data::OfflineDataset<float> collect_episodes(index_t episodes, std::uint64_t seed, const BehaviourPolicy& policy,
                                              index_t parallel = 16, std::ostream* progress = nullptr) {
@@ -88,9 +89,8 @@ data::OfflineDataset<float> collect_episodes(index_t episodes, std::uint64_t see
       detail::record_step<Env>(d, e0, t, obs, state, a, r);
       obs = r.obs;
     }
-    if (progress) *progress << "\rcollected " << e0 + B << "/" << episodes << std::flush;
+    if (progress) draw_progress(*progress, "episodes", e0 + B, episodes);
   }
-  if (progress) *progress << "\n";
   return d;
 }
 
