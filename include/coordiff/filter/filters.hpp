@@ -4,3 +4,4 @@
 
 #include "coordiff/filter/accept_all.hpp"
 #include "coordiff/filter/callable.hpp"
+#include "coordiff/filter/dynamics_consistency.hpp"

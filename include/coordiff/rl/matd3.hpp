@@ -21,6 +21,7 @@
 #include "coordiff/nn/mlp.hpp"
 #include "coordiff/nn/optim/adam.hpp"
 #include "coordiff/nn/optim/grad_clip.hpp"
+#include "coordiff/nn/optim/polyak.hpp"
 #include "coordiff/rl/replay_buffer.hpp"
 
 namespace coordiff::rl {
@@ -261,14 +262,8 @@ class Matd3 {
     nn::zero_grad(n.actor_params);
     return loss;
   }
-  /// Polyak averaging: target <- (1 - tau) target + tau source.
   void soft_update(nn::MLP<T>& source, nn::MLP<T>& target) {
-    const auto src = nn::parameters_of<T>(source), dst = nn::parameters_of<T>(target);
-    for (std::size_t k = 0; k < src.size(); ++k) {
-      const Tensor<T>& s = src[k].param->value;
-      Tensor<T>& d = dst[k].param->value;
-      for (index_t j = 0; j < d.size(); ++j) d[j] = static_cast<T>((1 - opt_.tau) * d[j] + opt_.tau * s[j]);
-    }
+    nn::optim::polyak_update(nn::parameters_of<T>(source), nn::parameters_of<T>(target), opt_.tau);
   }
 
   index_t A_, O_, U_;

@@ -3,3 +3,4 @@
 #include "coordiff/nn/optim/ema.hpp"
 #include "coordiff/nn/optim/grad_clip.hpp"
 #include "coordiff/nn/optim/lr_schedule.hpp"
+#include "coordiff/nn/optim/polyak.hpp"
