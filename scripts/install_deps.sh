@@ -2,7 +2,7 @@
 # Installs the Debian packages coordiff needs that are missing (no-op when all are present).
 # Usage: scripts/install_deps.sh [test|demo|bench|golden]...
 set -euo pipefail
-pkgs=(cmake ninja-build g++ make libeigen3-dev xtensor-dev xtl-dev libxsimd-dev zlib1g-dev doctest-dev)
+pkgs=(cmake ninja-build g++ make libeigen3-dev xtensor-dev xtl-dev libxsimd-dev zlib1g-dev nlohmann-json3-dev doctest-dev)
 for what in "$@"; do
   case "$what" in
     test|demo) ;;

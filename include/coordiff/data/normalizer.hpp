@@ -89,20 +89,33 @@ class LimitsNormalizer {
 
 class CdfNormalizer {
  public:
+  /// max_points > 0 keeps at most that many (value, CDF) points per feature, evenly spaced in rank and
+  /// always including the smallest and largest value: the map stays monotone and exact at the kept
+  /// points, and the stored size no longer grows with the dataset (0 keeps every distinct value, as MADiff).
   template <class T>
-  static CdfNormalizer fit(const Tensor<T>& x) {
+  static CdfNormalizer fit(const Tensor<T>& x, index_t max_points = 0) {
     const index_t F = detail::feature_count(x, "CdfNormalizer::fit");
+    require<ConfigError>(max_points == 0 || max_points >= 2, "CdfNormalizer::fit: max_points must be 0 or >= 2, got ",
+                         max_points);
     const index_t n = x.size() / F;
     CdfNormalizer c;
     c.offset_.push_back(0);
-    std::vector<double> col(static_cast<std::size_t>(n));
+    std::vector<double> col(static_cast<std::size_t>(n)), q, p;
     for (index_t f = 0; f < F; ++f) {
       for (index_t i = 0; i < n; ++i) col[static_cast<std::size_t>(i)] = static_cast<double>(x[i * F + f]);
       std::sort(col.begin(), col.end());
+      q.clear(), p.clear();
       for (std::size_t i = 0; i < col.size(); ++i) {  // distinct values and the CDF at each
         if (i + 1 < col.size() && col[i + 1] == col[i]) continue;
-        c.quantiles_.push_back(col[i]);
-        c.cumprob_.push_back(static_cast<double>(i + 1) / static_cast<double>(n));
+        q.push_back(col[i]);
+        p.push_back(static_cast<double>(i + 1) / static_cast<double>(n));
+      }
+      const auto m = static_cast<index_t>(q.size());
+      const index_t keep = max_points > 0 ? std::min(m, max_points) : m;
+      for (index_t k = 0; k < keep; ++k) {
+        const index_t i = keep == 1 ? 0 : (k * (m - 1)) / (keep - 1);
+        c.quantiles_.push_back(q[static_cast<std::size_t>(i)]);
+        c.cumprob_.push_back(p[static_cast<std::size_t>(i)]);
       }
       c.offset_.push_back(static_cast<index_t>(c.quantiles_.size()));
     }

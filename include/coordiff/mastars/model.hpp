@@ -1,0 +1,154 @@
+#pragma once
+// Everything MASTARS generates with, trained on one dataset: the observation and action normalisers
+// (MADiff's empirical-CDF map to [-1, 1], agents pooled), the return-conditioned MultiAgentUNet over
+// windows of normalised observations (EMA weights), and the auxiliary models in normalised space
+// (inverse dynamics, transition, reward, value).
+//
+// A model directory holds config.json, normalizers.npz, diffusion.npz (the EMA weights under MADiff's
+// state_dict names), auxiliary.npz ("inverse.*", "transition.*", "reward.*", "value.*"), sizes.json and,
+// after training, report.json. Every file is written atomically.
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "coordiff/auxiliary/auxiliary.hpp"
+#include "coordiff/core/philox.hpp"
+#include "coordiff/data/dataset.hpp"
+#include "coordiff/data/normalizer.hpp"
+#include "coordiff/io/atomic_file.hpp"
+#include "coordiff/mastars/config.hpp"
+#include "coordiff/nn/multi_agent_unet.hpp"
+#include "coordiff/nn/state_dict.hpp"
+
+namespace coordiff::mastars {
+
+/// Points kept per feature by the CDF normalisers (bounds the model size; see CdfNormalizer::fit).
+inline constexpr index_t kNormalizerPoints = 2048;
+
+template <class T = float>
+struct Model {
+  Config config;
+  index_t agents = 0, obs_dim = 0, act_dim = 0;
+  data::CdfNormalizer obs_norm, act_norm;
+  nn::MultiAgentUNet<T> net;
+  auxiliary::InverseDynamics<T> inverse;
+  auxiliary::TransitionModel<T> transition;
+  auxiliary::RewardModel<T> reward;
+  auxiliary::ValueModel<T> value;
+  nlohmann::json report = nlohmann::json::object();
+
+  /// A freshly initialised model for A agents with O-dim observations and U-dim actions.
+  static Model create(const Config& cfg, index_t A, index_t O, index_t U) {
+    validate(cfg);
+    require<ConfigError>(A >= 1 && O >= 1 && U >= 1, "mastars::Model: agents, obs_dim and act_dim must be >= 1");
+    Model m;
+    m.config = cfg, m.agents = A, m.obs_dim = O, m.act_dim = U;
+    Rng rng(cfg.diffusion.seed, 0);
+    m.net = nn::MultiAgentUNet<T>(unet_config(cfg, O), A, rng);
+    const auto& a = cfg.auxiliary;
+    m.inverse = auxiliary::InverseDynamics<T>(O, U, a.hidden, a.seed + 1);
+    m.transition = auxiliary::TransitionModel<T>(O, U, a.hidden, a.seed + 2);
+    m.reward = auxiliary::RewardModel<T>(A, O, U, a.hidden, a.seed + 3);
+    m.value = auxiliary::ValueModel<T>(O, a.hidden, a.seed + 4);
+    return m;
+  }
+
+  static nn::UNetConfig unet_config(const Config& cfg, index_t O) {
+    nn::UNetConfig u;
+    u.horizon = cfg.diffusion.horizon;
+    u.transition_dim = O;
+    u.dim = cfg.diffusion.dim;
+    u.dim_mults = cfg.diffusion.dim_mults;
+    u.kernel_size = cfg.diffusion.kernel_size;
+    u.groups = cfg.diffusion.groups;
+    u.returns_condition = true;
+    u.validate(/*with_agent_attention=*/true);
+    return u;
+  }
+
+  /// Fits both normalisers on a dataset (observations and actions, agents pooled).
+  void fit_normalizers(const data::OfflineDataset<T>& d) {
+    require_compatible(d, "fit_normalizers");
+    obs_norm = data::CdfNormalizer::fit(d.observations, kNormalizerPoints);
+    act_norm = data::CdfNormalizer::fit(d.actions, kNormalizerPoints);
+  }
+
+  /// The dataset with observations, next observations and actions mapped to [-1, 1].
+  data::OfflineDataset<T> normalized(const data::OfflineDataset<T>& d) const {
+    require_compatible(d, "normalized");
+    data::OfflineDataset<T> n = d;
+    n.observations = obs_norm.normalize(d.observations);
+    if (!d.next_observations.empty()) n.next_observations = obs_norm.normalize(d.next_observations);
+    n.actions = act_norm.normalize(d.actions);
+    return n;
+  }
+
+  void require_compatible(const data::OfflineDataset<T>& d, const char* who) const {
+    require<ShapeError>(d.agents() == agents && d.obs_dim() == obs_dim && d.act_dim() == act_dim, "mastars::Model::", who,
+                        ": the model is for ", agents, " agents, observations ", obs_dim, ", actions ", act_dim,
+                        "; the dataset has ", d.agents(), ", ", d.obs_dim(), ", ", d.act_dim());
+  }
+
+  void save(const std::filesystem::path& dir) {
+    std::filesystem::create_directories(dir);
+    save_config(config, dir / "config.json");
+    write_text(dir / "sizes.json", nlohmann::json{{"agents", agents}, {"obs_dim", obs_dim}, {"act_dim", act_dim}}.dump(2));
+    io::NpzWriter norms;
+    obs_norm.save(norms, "obs.");
+    act_norm.save(norms, "act.");
+    norms.save(dir / "normalizers.npz");
+    nn::save_state_dict(dir / "diffusion.npz", nn::parameters_of<T>(net));
+    io::NpzWriter aux;
+    nn::add_state_dict(aux, inverse.parameters(), "inverse.");
+    nn::add_state_dict(aux, transition.parameters(), "transition.");
+    nn::add_state_dict(aux, reward.parameters(), "reward.");
+    nn::add_state_dict(aux, value.parameters(), "value.");
+    aux.save(dir / "auxiliary.npz");
+    write_text(dir / "report.json", report.dump(2));
+  }
+
+  /// Loads a model directory; errors name the file and what is missing or mismatched.
+  static Model load(const std::filesystem::path& dir) {
+    require<IoError>(std::filesystem::is_directory(dir), dir.string(), ": not a model directory");
+    const Config cfg = load_config(dir / "config.json");
+    const nlohmann::json sizes = read_json(dir / "sizes.json");
+    const auto size = [&](const char* k) {
+      require<FormatError>(sizes.contains(k) && sizes.at(k).is_number_integer(), (dir / "sizes.json").string(), ": no integer '",
+                           k, "'");
+      return sizes.at(k).get<index_t>();
+    };
+    Model m = create(cfg, size("agents"), size("obs_dim"), size("act_dim"));
+    const auto norms = io::NpzFile::load(dir / "normalizers.npz");
+    m.obs_norm = data::CdfNormalizer::load(norms, "obs.");
+    m.act_norm = data::CdfNormalizer::load(norms, "act.");
+    require<FormatError>(m.obs_norm.features() == m.obs_dim && m.act_norm.features() == m.act_dim,
+                         (dir / "normalizers.npz").string(), ": normalisers do not match the model sizes");
+    nn::load_state_dict(nn::parameters_of<T>(m.net), io::NpzFile::load(dir / "diffusion.npz"), "", true, true);
+    const auto aux = io::NpzFile::load(dir / "auxiliary.npz");
+    nn::load_state_dict(m.inverse.parameters(), aux, "inverse.", false, true);
+    nn::load_state_dict(m.transition.parameters(), aux, "transition.", false, true);
+    nn::load_state_dict(m.reward.parameters(), aux, "reward.", false, true);
+    nn::load_state_dict(m.value.parameters(), aux, "value.", false, true);
+    if (std::filesystem::exists(dir / "report.json")) m.report = read_json(dir / "report.json");
+    return m;
+  }
+
+ private:
+  static void write_text(const std::filesystem::path& path, const std::string& text) {
+    const std::string body = text + "\n";
+    io::write_file_atomic(path, body.data(), body.size());
+  }
+  static nlohmann::json read_json(const std::filesystem::path& path) {
+    std::ifstream in(path);
+    require<IoError>(in.good(), path.string(), ": cannot open");
+    try {
+      return nlohmann::json::parse(in);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw FormatError(path.string() + ": not valid JSON: " + e.what());
+    }
+  }
+};
+
+}  // namespace coordiff::mastars
