@@ -8,6 +8,7 @@
 
 #include "coordiff/env/mpe.hpp"
 #include "coordiff/env/mpe/collect.hpp"
+#include "coordiff/mastars/augment.hpp"
 #include "coordiff/mastars/config.hpp"
 #include "coordiff/mastars/model.hpp"
 #include "coordiff/mastars/training.hpp"
@@ -100,4 +101,92 @@ TEST_CASE("mastars: training on a small spread dataset, and a model directory th
   const auto tag = env::mpe::collect_episodes<env::mpe::TagEnv>(2, 1, env::mpe::uniform_random_policy(1), 2);
   CHECK_THROWS_WITH_AS(m.fit_normalizers(tag), doctest::Contains("the dataset has 3, 16, 2"), ShapeError);
   std::filesystem::remove_all(dir);
+}
+
+namespace {
+/// A tiny trained model and its dataset, shared by the augmentation tests.
+struct Trained {
+  data::OfflineDataset<float> data;
+  mastars::Model<float> model;
+  Trained() : data(env::mpe::collect_episodes<env::mpe::SpreadEnv>(6, 1, env::mpe::uniform_random_policy(1), 6)) {
+    data.meta = R"({"env": "spread", "quality": "random"})";
+    model = mastars::Model<float>::create(tiny_config(), 3, 18, 2);
+    (void)mastars::train_diffusion(model, data);
+    (void)mastars::train_auxiliary(model, data);
+  }
+};
+Trained& trained() {
+  static Trained t;
+  return t;
+}
+}  // namespace
+
+TEST_CASE("augment (LOV): known entries stay bit-identical, only entries after each agent's subgoal change") {
+  auto& t = trained();
+  t.model.config.augment.epsilon = 1e9;  // accept everything: this test is about what is regenerated
+  const auto a = mastars::augment(t.model, t.data, mastars::Method::Lov);
+  const index_t N = a.original.dim(0), H = 8, A = 3;
+  REQUIRE(N == 6);
+  const Tensor<float> values = t.model.value.values(t.model.obs_norm.normalize(a.original));
+  index_t changed = 0, after_subgoal = 0;
+  for (index_t n = 0; n < N; ++n)
+    for (index_t i = 0; i < A; ++i) {
+      index_t g = 0;  // argmax_t V(o^i_t), first maximum
+      for (index_t s = 1; s < H; ++s)
+        if (values(n, s, i) > values(n, g, i)) g = s;
+      for (index_t s = 0; s < H; ++s)
+        for (index_t k = 0; k < 18; ++k) {
+          const bool same = a.generated(n, s, i, k) == a.original(n, s, i, k);
+          if (s <= g) CHECK(same);
+          else {
+            ++after_subgoal;
+            changed += !same;
+          }
+        }
+    }
+  MESSAGE("entries after the subgoal: ", after_subgoal, ", changed: ", changed);
+  // Everything after the subgoal is new except the four silent channels, which stay at their constant 0.
+  CHECK(changed == doctest::Approx(after_subgoal * 14.0 / 18.0).epsilon(0.01));
+  CHECK(a.report["acceptance_rate"] == 1.0);
+  CHECK(a.report["generated_fraction"].get<double>() ==
+        doctest::Approx(static_cast<double>(after_subgoal) / static_cast<double>(N * H * A * 18)));
+}
+
+TEST_CASE("augment: the output dataset, its report, reproducibility, and the filter threshold at both extremes") {
+  auto& t = trained();
+  t.model.config.augment.epsilon = 1e9;
+  const auto a = mastars::augment(t.model, t.data, mastars::Method::Sg);
+  const auto b = mastars::augment(t.model, t.data, mastars::Method::Sg);
+  CHECK(a.dataset.observations.storage() == b.dataset.observations.storage());
+  CHECK(a.dataset.actions.storage() == b.dataset.actions.storage());
+  const auto& d = a.dataset;
+  REQUIRE(d.episodes() == 6 + 6);
+  CHECK(d.episode_length(0) == 25);
+  CHECK(d.episode_length(6) == 7);  // a window of 8 observations: 7 transitions
+  CHECK(d.timeouts(6, 6) == 1.0f);
+  CHECK(d.observations(0, 3, 1, 2) == t.data.observations(0, 3, 1, 2));
+  // Generated transitions chain: o'_s = o_{s+1} inside a window.
+  for (index_t s = 0; s + 1 < 7; ++s) CHECK(d.next_observations(8, s, 2, 3) == d.observations(8, s + 1, 2, 3));
+  for (float v : d.actions) CHECK(std::abs(v) <= 1.0f);
+  const auto path = std::filesystem::temp_directory_path() / "coordiff_test_augmented.npz";
+  d.save(path);
+  const auto back = data::OfflineDataset<float>::load(path);
+  CHECK(back.timeouts.storage() == d.timeouts.storage());
+  CHECK(back.meta.find("\"generated_windows\":6") != std::string::npos);
+  std::filesystem::remove(path);
+  const auto& r = a.report;
+  for (const char* key : {"acceptance_rate", "generated_fraction", "dire", "collision_rate", "mean_window_return", "seconds"})
+    CHECK_MESSAGE(r.contains(key), key);
+  CHECK(r["dire"]["original"].get<double>() >= 0);
+  CHECK(r["collision_rate"]["distance"] == 0.3);
+
+  t.model.config.augment.epsilon = 1e-12;  // nothing survives: the output is the original data
+  const auto none = mastars::augment(t.model, t.data, mastars::Method::Joint);
+  CHECK(none.report["windows_accepted"] == 0);
+  CHECK(none.dataset.episodes() == 6);
+  CHECK(none.report["example_rejections"].size() == 5);
+  t.model.config.augment.epsilon = 1e9;
+  const auto indep = mastars::augment(t.model, t.data, mastars::Method::Independent);
+  CHECK(indep.report["generated_fraction"].get<double>() == doctest::Approx(7.0 / 8.0).epsilon(0.02));
+  CHECK_THROWS_AS(mastars::parse_method("sequential"), ConfigError);
 }

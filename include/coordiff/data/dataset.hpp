@@ -23,6 +23,9 @@ struct OfflineDataset {
   Tensor<T> next_observations{};  ///< optional [E, T, A, O]
   Tensor<T> states{};             ///< optional [E, T, S]
   Tensor<T> costs{};              ///< optional [E, T, A]
+  /// optional [E, T]: 1 at the last step of an episode cut short without ending (a truncated window, as
+  /// D4RL's timeouts): the steps after it are ignored, but its last transition is not terminal.
+  Tensor<T> timeouts{};
   std::string meta = "{}";        ///< a JSON object (env, quality, seed, reference returns, ...)
 
   index_t episodes() const { return observations.dim(0); }
@@ -31,10 +34,10 @@ struct OfflineDataset {
   index_t obs_dim() const { return observations.dim(3); }
   index_t act_dim() const { return actions.dim(3); }
 
-  /// Number of valid steps of episode e: up to and including its first terminal, else T.
+  /// Number of valid steps of episode e: up to and including its first terminal or timeout, else T.
   index_t episode_length(index_t e) const {
     for (index_t t = 0; t < steps(); ++t)
-      if (terminals(e, t) != T(0)) return t + 1;
+      if (terminals(e, t) != T(0) || (!timeouts.empty() && timeouts(e, t) != T(0))) return t + 1;
     return steps();
   }
 
@@ -60,6 +63,7 @@ struct OfflineDataset {
     pick(next_observations, out.next_observations);
     pick(states, out.states);
     pick(costs, out.costs);
+    pick(timeouts, out.timeouts);
     return out;
   }
 
@@ -78,15 +82,18 @@ struct OfflineDataset {
       require<ShapeError>(states.rank() == 3 && states.dim(0) == E && states.dim(1) == Tn, where, ": states must be [", E,
                           ", ", Tn, ", S], found ", to_string(states.shape()));
     if (!costs.empty()) require_shape(costs.shape(), {E, Tn, A}, where + ": costs");
+    if (!timeouts.empty()) require_shape(timeouts.shape(), {E, Tn}, where + ": timeouts");
     const std::pair<const char*, const Tensor<T>*> all[] = {{"observations", &observations}, {"actions", &actions},
                                                             {"rewards", &rewards},           {"terminals", &terminals},
                                                             {"next_observations", &next_observations},
-                                                            {"states", &states},             {"costs", &costs}};
+                                                            {"states", &states},             {"costs", &costs},
+                                                            {"timeouts", &timeouts}};
     for (const auto& [name, t] : all)
       if (!t->empty()) require_finite(*t, where + ": " + name);
-    for (index_t i = 0; i < terminals.size(); ++i)
-      require<NumericError>(terminals[i] == T(0) || terminals[i] == T(1), where, ": terminals must be 0 or 1, found ",
-                            terminals[i], " at episode ", i / Tn, " step ", i % Tn);
+    for (const auto& [name, flags] : {std::pair{"terminals", &terminals}, std::pair{"timeouts", &timeouts}})
+      for (index_t i = 0; i < flags->size(); ++i)
+        require<NumericError>((*flags)[i] == T(0) || (*flags)[i] == T(1), where, ": ", name, " must be 0 or 1, found ",
+                              (*flags)[i], " at episode ", i / Tn, " step ", i % Tn);
   }
 
   static OfflineDataset load(const std::filesystem::path& path) {
@@ -99,6 +106,7 @@ struct OfflineDataset {
     if (f.contains("next_observations")) d.next_observations = f.tensor<T>("next_observations");
     if (f.contains("states")) d.states = f.tensor<T>("states");
     if (f.contains("costs")) d.costs = f.tensor<T>("costs");
+    if (f.contains("timeouts")) d.timeouts = f.tensor<T>("timeouts");
     if (f.contains("meta")) {
       const auto m = f.strings("meta");
       require<FormatError>(m.size() == 1, path.string(), ": meta must hold one JSON string, found ", m.size());
@@ -116,6 +124,7 @@ struct OfflineDataset {
     if (!next_observations.empty()) w.add("next_observations", next_observations);
     if (!states.empty()) w.add("states", states);
     if (!costs.empty()) w.add("costs", costs);
+    if (!timeouts.empty()) w.add("timeouts", timeouts);
     w.add_strings("meta", {meta});
     w.save(path, compressed);
   }

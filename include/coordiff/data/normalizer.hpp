@@ -134,6 +134,19 @@ class CdfNormalizer {
     return map(y, [](const double* q, const double* p, index_t n, double v) { return detail::interp(p, q, n, (v + 1) / 2); });
   }
 
+  /// Sets every constant feature of x [..., F] to its one fitted value. Generated data needs this: a
+  /// constant feature passes through normalize/unnormalize unchanged, so a sample would keep whatever the
+  /// model produced there (e.g. MPE's always-silent communication channels).
+  template <class T>
+  void restore_constant_features(Tensor<T>& x) const {
+    const index_t F = detail::feature_count(x, "CdfNormalizer::restore_constant_features");
+    require<ShapeError>(F == features(), "CdfNormalizer: fitted on ", features(), " features, got ", to_string(x.shape()));
+    for (index_t i = 0; i < x.size(); ++i) {
+      const index_t f = i % F;
+      if (support(f) == 1) x[i] = static_cast<T>(quantiles_[static_cast<std::size_t>(offset_[static_cast<std::size_t>(f)])]);
+    }
+  }
+
   void save(io::NpzWriter& w, const std::string& prefix) const {
     const auto total = static_cast<index_t>(quantiles_.size());
     w.add(prefix + "quantiles", Tensor<double>({total}, quantiles_))

@@ -1,0 +1,73 @@
+#pragma once
+// The generators of paper 000, composed from the policy families at compile time:
+//   Mastars<Order>       one inpainting round per agent in Order (LastObsValue = LOV, eq. 7; SubgoalIndex =
+//                        SG, eq. 8; Reverse and Random for the ablation), each agent regenerated after its
+//                        subgoal (AfterSubgoal, eq. 4), the others visible and known;
+//   JointBaseline        MADiff*: every agent's whole window after its first step, in one joint round;
+//   IndependentBaseline  each agent after its first step, alone (the denoiser does not see the others).
+// All three sample with return-conditioned classifier-free guidance and keep a window only if it passes
+// the dynamics-consistency filter (eq. 6).
+#include <utility>
+
+#include "coordiff/auxiliary/inverse_dynamics.hpp"
+#include "coordiff/auxiliary/transition_model.hpp"
+#include "coordiff/denoiser/denoiser.hpp"
+#include "coordiff/diffusion/generator.hpp"
+#include "coordiff/filter/dynamics_consistency.hpp"
+#include "coordiff/guidance/classifier_free.hpp"
+#include "coordiff/mask/after_subgoal.hpp"
+#include "coordiff/mask/history_prefix.hpp"
+#include "coordiff/mastars/model.hpp"
+#include "coordiff/order/orders.hpp"
+#include "coordiff/schedule/cosine.hpp"
+
+namespace coordiff::mastars {
+
+using Network = nn::MultiAgentUNet<float>;
+using NetworkRef = denoiser::Ref<Network>;
+using Consistency = filter::DynamicsConsistency<auxiliary::InverseDynamics<float>, auxiliary::TransitionModel<float>>;
+
+template <class Order>
+using Mastars = diffusion::Generator<schedule::Cosine, NetworkRef, mask::AfterSubgoal, Order, Consistency,
+                                     guidance::ClassifierFree>;
+using JointBaseline = diffusion::Generator<schedule::Cosine, NetworkRef, mask::HistoryPrefix, order::Joint, Consistency,
+                                           guidance::ClassifierFree>;
+using IndependentBaseline = diffusion::Generator<schedule::Cosine, NetworkRef, mask::HistoryPrefix, order::Independent,
+                                                 Consistency, guidance::ClassifierFree>;
+
+/// The sampler settings of the official MASTARS generator: DDPM with clipped x0^, x_K = 0.5 z, the known
+/// region pasted at the current level (eq. 5c), no RePaint resampling unless the config asks for it.
+inline diffusion::SamplerOptions sampler_options() {
+  diffusion::SamplerOptions o;
+  o.paste = diffusion::PasteRule::Mastars;
+  o.initial_noise_scale = 0.5;
+  return o;
+}
+
+inline diffusion::TimestepPlan timestep_plan(const Config& c) {
+  auto plan = diffusion::TimestepPlan::full(c.diffusion.diffusion_steps);
+  if (c.augment.resample_jump > 1 || c.augment.resample_count > 1)
+    plan = plan.with_resampling(c.augment.resample_jump, c.augment.resample_count);
+  return plan;
+}
+
+/// A generator of type G (one of the aliases above) over the model's network and auxiliary models, which
+/// it borrows: the model must outlive it.
+template <class G, class Mask, class Order>
+G make(Model<float>& m, Mask mask, Order order) {
+  return G({schedule::Cosine(m.config.diffusion.diffusion_steps), NetworkRef(m.net), std::move(mask), std::move(order),
+            filter::dynamics_consistency(m.inverse, m.transition, m.config.augment.epsilon),
+            guidance::ClassifierFree{m.config.diffusion.guidance_weight}},
+           timestep_plan(m.config), sampler_options(), m.config.augment.seed);
+}
+
+template <class Order>
+Mastars<Order> make_mastars(Model<float>& m, Order order = {}) {
+  return make<Mastars<Order>>(m, mask::AfterSubgoal{}, std::move(order));
+}
+inline JointBaseline make_joint_baseline(Model<float>& m) { return make<JointBaseline>(m, mask::HistoryPrefix{1}, order::Joint{}); }
+inline IndependentBaseline make_independent_baseline(Model<float>& m) {
+  return make<IndependentBaseline>(m, mask::HistoryPrefix{1}, order::Independent{});
+}
+
+}  // namespace coordiff::mastars
