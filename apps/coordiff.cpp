@@ -3,9 +3,14 @@
 //                     --out file.npz [--behaviour policies.npz] [--parallel B]
 //   coordiff train-behaviour --env spread|tag|world --seed S --out policies.npz [--rounds N]
 //                            [--reference-episodes N] [--replay-out medium_replay.npz]
+//   coordiff train-diffusion --dataset d.npz --model DIR [--config cfg.json] [--steps N] [--seed S]
+//   coordiff train-aux --dataset d.npz --model DIR [--config cfg.json] [--steps N] [--seed S]
+//   coordiff augment --dataset in.npz --model DIR --order lov|sg|joint|independent|random|reverse --num N
+//                    --seed S --out aug.npz [--epsilon E] [--batch B] [--report r.json] [--svg fig.svg]
 //   coordiff inspect file.npz
 // Exit codes: 0 success, 2 bad arguments or input (the message names the flag or file), 1 other errors.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <cstdlib>
@@ -20,6 +25,7 @@
 #include "coordiff/env/mpe.hpp"
 #include "coordiff/env/mpe/behaviour.hpp"
 #include "coordiff/env/mpe/collect.hpp"
+#include "coordiff/mastars/mastars.hpp"
 
 namespace cd = coordiff;
 
@@ -31,6 +37,10 @@ const char* kUsage =
     "                    --episodes N --seed S --out FILE.npz [--behaviour POLICIES.npz] [--parallel B]\n"
     "  coordiff train-behaviour --env spread|tag|world --seed S --out POLICIES.npz [--rounds N]\n"
     "                    [--reference-episodes N] [--replay-out MEDIUM_REPLAY.npz]\n"
+    "  coordiff train-diffusion --dataset D.npz --model DIR [--config CFG.json] [--steps N] [--seed S]\n"
+    "  coordiff train-aux --dataset D.npz --model DIR [--config CFG.json] [--steps N] [--seed S]\n"
+    "  coordiff augment --dataset D.npz --model DIR --order lov|sg|joint|independent|random|reverse\n"
+    "                   --num N --seed S --out AUG.npz [--epsilon E] [--batch B] [--report R.json] [--svg F.svg]\n"
     "  coordiff inspect FILE.npz\n";
 
 /// --flag value pairs; unknown flags and missing values are errors naming the flag.
@@ -169,6 +179,97 @@ int train_behaviour(int argc, char** argv) {
   return 0;
 }
 
+
+double number_flag(const std::map<std::string, std::string>& f, const std::string& name, double fallback) {
+  const auto it = f.find(name);
+  if (it == f.end()) return fallback;
+  char* end = nullptr;
+  const double v = std::strtod(it->second.c_str(), &end);
+  cd::require<cd::ConfigError>(end && *end == '\0' && !it->second.empty() && std::isfinite(v), "--", name,
+                               " must be a number, got '", it->second, "'");
+  return v;
+}
+
+/// The model directory's model if it holds one (its normalisers and other part are kept), else a new one
+/// from --config (or the defaults) sized for the dataset. --steps and --seed override the config.
+cd::mastars::Model<float> open_model(const std::map<std::string, std::string>& f, const cd::data::OfflineDataset<float>& d,
+                                     const char* part) {
+  const std::filesystem::path dir = required(f, "model");
+  cd::mastars::Model<float> m;
+  if (std::filesystem::exists(dir / "config.json") && !f.count("config")) {
+    m = cd::mastars::Model<float>::load(dir);
+    m.require_compatible(d, "open");
+  } else {
+    const cd::mastars::Config cfg = f.count("config") ? cd::mastars::load_config(f.at("config")) : cd::mastars::Config{};
+    m = cd::mastars::Model<float>::create(cfg, d.agents(), d.obs_dim(), d.act_dim());
+    m.fit_normalizers(d);
+  }
+  auto& c = m.config;
+  const std::string p = part;
+  if (p == "diffusion") {
+    c.diffusion.train_steps = integer_flag(f, "steps", c.diffusion.train_steps, 1);
+    c.diffusion.seed = static_cast<std::uint64_t>(integer_flag(f, "seed", static_cast<long long>(c.diffusion.seed), 0));
+  } else {
+    c.auxiliary.steps = integer_flag(f, "steps", c.auxiliary.steps, 1);
+    c.auxiliary.seed = static_cast<std::uint64_t>(integer_flag(f, "seed", static_cast<long long>(c.auxiliary.seed), 0));
+  }
+  return m;
+}
+
+int train_model_part(int argc, char** argv, const char* part) {
+  const auto f = parse_flags(argc, argv, 2, {"dataset", "model", "config", "steps", "seed"});
+  const auto d = cd::data::OfflineDataset<float>::load(required(f, "dataset"));
+  auto m = open_model(f, d, part);
+  const nlohmann::json r = std::string(part) == "diffusion" ? cd::mastars::train_diffusion(m, d, &std::cerr)
+                                                            : cd::mastars::train_auxiliary(m, d, &std::cerr);
+  m.save(required(f, "model"));
+  std::cout << "trained the " << part << " model(s) of " << required(f, "model") << ":\n" << r.dump(2) << "\n";
+  return 0;
+}
+
+int augment(int argc, char** argv) {
+  const auto f = parse_flags(argc, argv, 2, {"dataset", "model", "order", "num", "seed", "out", "epsilon", "batch",
+                                             "report", "svg"});
+  const std::string out = required(f, "out");
+  const auto method = cd::mastars::parse_method(required(f, "order"));
+  const std::filesystem::path model_dir = required(f, "model");
+  const auto d = cd::data::OfflineDataset<float>::load(required(f, "dataset"));
+  auto m = cd::mastars::Model<float>::load(model_dir);
+  m.require_compatible(d, "augment");
+  auto& c = m.config.augment;
+  c.num = integer_flag(f, "num", c.num, 1);
+  c.seed = static_cast<std::uint64_t>(integer_flag(f, "seed", static_cast<long long>(c.seed), 0));
+  c.batch_size = integer_flag(f, "batch", c.batch_size, 1);
+  c.epsilon = number_flag(f, "epsilon", c.epsilon);
+  cd::require<cd::ConfigError>(c.epsilon > 0, "--epsilon must be > 0, got ", c.epsilon);
+  const std::string stem = std::filesystem::path(out).replace_extension().string();
+  const std::string report_path = f.count("report") ? f.at("report") : stem + ".json";
+  const std::string svg_path = f.count("svg") ? f.at("svg") : stem + ".svg";
+  auto a = cd::mastars::augment(m, d, method, &std::cerr);
+  nlohmann::json meta = nlohmann::json::parse(a.dataset.meta);
+  meta["augmentation"]["model"] = model_dir.filename().string();
+  meta["augmentation"]["source"] = std::filesystem::path(required(f, "dataset")).filename().string();
+  a.dataset.meta = meta.dump();
+  a.dataset.save(out);
+  a.report["dataset"] = required(f, "dataset");
+  a.report["model"] = model_dir.string();
+  a.report["out"] = out;
+  const std::string report = a.report.dump(2) + "\n";
+  cd::io::write_file_atomic(report_path, report.data(), report.size());
+  std::string env;
+  try {
+    env = nlohmann::json::parse(d.meta).value("env", std::string());
+  } catch (const nlohmann::json::exception&) {
+  }
+  if (a.report["windows_accepted"].get<long long>() > 0) cd::viz::save_svg(svg_path, cd::mastars::augmentation_figure(a, env));
+  std::cout << "wrote " << out << " (" << d.episodes() << " original episodes + " << a.report["windows_accepted"]
+            << " generated windows), " << report_path
+            << (a.report["windows_accepted"].get<long long>() > 0 ? ", " + svg_path : std::string(" (no figure: nothing accepted)"))
+            << "\nacceptance " << a.report["acceptance_rate"] << ", generated fraction " << a.report["generated_fraction"]
+            << ", DIRE original " << a.report["dire"]["original"] << " / generated " << a.report["dire"]["generated"] << "\n";
+  return 0;
+}
+
 int inspect(int argc, char** argv) {
   cd::require<cd::ConfigError>(argc == 3, "inspect takes one file");
   const auto d = cd::data::OfflineDataset<float>::load(argv[2]);
@@ -184,6 +285,9 @@ int main(int argc, char** argv) {
     const std::string cmd = argc > 1 ? argv[1] : "";
     if (cmd == "gen-data") return gen_data(argc, argv);
     if (cmd == "train-behaviour") return train_behaviour(argc, argv);
+    if (cmd == "train-diffusion") return train_model_part(argc, argv, "diffusion");
+    if (cmd == "train-aux") return train_model_part(argc, argv, "auxiliary");
+    if (cmd == "augment") return augment(argc, argv);
     if (cmd == "inspect") return inspect(argc, argv);
     std::cerr << (cmd.empty() || cmd == "--help" ? "" : "coordiff: unknown command '" + cmd + "'\n") << kUsage;
     return cmd == "--help" ? 0 : 2;

@@ -1,6 +1,7 @@
-# Runs EXE with FIRST (if given) and then ARGS, each of which must succeed; then `EXE inspect INSPECT` must
-# read the written dataset back and show `"quality": "QUALITY"` in its meta.
-foreach(_args FIRST ARGS)
+# Runs EXE with FIRST and SECOND (if given) and then ARGS, each of which must succeed; then `EXE inspect
+# INSPECT` must read the written dataset back and show `"quality": "QUALITY"` in its meta, and every file
+# in FILES must exist.
+foreach(_args FIRST SECOND ARGS)
   if(DEFINED ${_args})
     execute_process(COMMAND ${EXE} ${${_args}} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
     if(NOT rc EQUAL 0)
@@ -13,9 +14,14 @@ execute_process(COMMAND ${EXE} inspect ${INSPECT} RESULT_VARIABLE rc OUTPUT_VARI
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "inspect ${INSPECT} exited with ${rc}\n${out}${err}")
 endif()
-set(EXPECT "\"quality\": \"${QUALITY}\"")
-string(FIND "${out}" "${EXPECT}" at)
-if(at EQUAL -1)
+set(EXPECT "\"quality\": ?\"${QUALITY}\"")
+string(REGEX MATCH "${EXPECT}" found "${out}")
+if(NOT found)
   message(FATAL_ERROR "inspect does not show ${EXPECT}:\n${out}")
 endif()
 message("${out}")
+foreach(_f ${FILES})
+  if(NOT EXISTS ${_f})
+    message(FATAL_ERROR "expected output ${_f} was not written")
+  endif()
+endforeach()

@@ -45,7 +45,8 @@ inline diffusion::SamplerOptions sampler_options() {
 }
 
 inline diffusion::TimestepPlan timestep_plan(const Config& c) {
-  auto plan = diffusion::TimestepPlan::full(c.diffusion.diffusion_steps);
+  const index_t K = c.diffusion.diffusion_steps, S = c.augment.sampling_steps;
+  auto plan = S == 0 || S == K ? diffusion::TimestepPlan::full(K) : diffusion::TimestepPlan::strided(K, S);
   if (c.augment.resample_jump > 1 || c.augment.resample_count > 1)
     plan = plan.with_resampling(c.augment.resample_jump, c.augment.resample_count);
   return plan;

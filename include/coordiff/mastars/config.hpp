@@ -58,6 +58,7 @@ struct AugmentConfig {
   index_t batch_size = 256;      ///< windows per generation batch (official code: 256)
   double epsilon = 0.01;         ///< dynamics-consistency threshold (official code: adapt_threshold 0.01)
   double target_return = 1.0;    ///< condition of every agent (official code: ones, the top normalised return)
+  index_t sampling_steps = 0;    ///< reverse steps per inpainting pass; 0 = all K (official code), fewer = strided
   index_t resample_jump = 1;     ///< RePaint jump length; 1 with count 1 = no resampling (official code)
   index_t resample_count = 1;
   index_t dire_steps = 50;       ///< DDIM steps of the DIRE inversion (report only)
@@ -132,7 +133,8 @@ inline nlohmann::json to_json(const Config& c) {
             {"heldout_fraction", a.heldout_fraction}, {"gamma", a.gamma}, {"tau", a.tau}, {"seed", a.seed}}},
           {"augment",
            {{"num", g.num}, {"batch_size", g.batch_size}, {"epsilon", g.epsilon}, {"target_return", g.target_return},
-            {"resample_jump", g.resample_jump}, {"resample_count", g.resample_count}, {"dire_steps", g.dire_steps},
+            {"sampling_steps", g.sampling_steps}, {"resample_jump", g.resample_jump},
+            {"resample_count", g.resample_count}, {"dire_steps", g.dire_steps},
             {"seed", g.seed}}}};
 }
 
@@ -149,7 +151,7 @@ inline void validate(const Config& c, const std::string& where = "config") {
                        where, ": auxiliary settings out of range");
   const auto& g = c.augment;
   require<ConfigError>(g.num >= 1 && g.batch_size >= 1 && g.epsilon > 0 && g.resample_jump >= 1 && g.resample_count >= 1 &&
-                           g.dire_steps >= 1,
+                           g.dire_steps >= 1 && g.sampling_steps >= 0 && g.sampling_steps <= d.diffusion_steps,
                        where, ": augment settings out of range (num, batch_size, resample_* and dire_steps >= 1, epsilon > 0)");
 }
 
@@ -183,7 +185,8 @@ inline Config config_from_json(const nlohmann::json& j, const std::string& where
     auto& g = c.augment;
     detail::JsonReader r(section("augment"), where + ".augment");
     r.get("num", g.num).get("batch_size", g.batch_size).get("epsilon", g.epsilon).get("target_return", g.target_return);
-    r.get("resample_jump", g.resample_jump).get("resample_count", g.resample_count).get("dire_steps", g.dire_steps);
+    r.get("sampling_steps", g.sampling_steps).get("resample_jump", g.resample_jump);
+    r.get("resample_count", g.resample_count).get("dire_steps", g.dire_steps);
     r.get("seed", g.seed).finish();
   }
   top.finish();

@@ -117,6 +117,28 @@ inline std::string trajectory_svg(const std::vector<TrajectoryLayer>& layers, co
   return s.str();
 }
 
+/// Panels (each an <svg> from trajectory_svg, `size` pixels wide) laid out in a grid of `columns`
+/// columns, as one SVG document.
+inline std::string svg_grid(const std::vector<std::string>& panels, int columns, int size, const std::string& title = "") {
+  require<ConfigError>(!panels.empty() && columns >= 1 && size >= 1, "svg_grid: needs panels, columns >= 1, size >= 1");
+  const std::string open = "<svg xmlns=\"http://www.w3.org/2000/svg\" ";
+  const int rows = (static_cast<int>(panels.size()) + columns - 1) / columns, cell_h = size + 24, top = title.empty() ? 0 : 28;
+  const int width = std::min<int>(columns, static_cast<int>(panels.size())) * (size + 8);
+  std::ostringstream s;
+  s << open << "width=\"" << width << "\" height=\"" << top + rows * (cell_h + 8) << "\">\n";
+  if (!title.empty())
+    s << "<text x=\"4\" y=\"20\" font-family=\"sans-serif\" font-size=\"16\">" << detail::escape_xml(title) << "</text>\n";
+  for (std::size_t i = 0; i < panels.size(); ++i) {
+    const std::string& p = panels[i];
+    require<ConfigError>(p.rfind(open, 0) == 0, "svg_grid: panel ", i, " is not an <svg> document");
+    const int x = static_cast<int>(i % static_cast<std::size_t>(columns)) * (size + 8);
+    const int y = top + static_cast<int>(i / static_cast<std::size_t>(columns)) * (cell_h + 8);
+    s << "<svg x=\"" << x << "\" y=\"" << y << "\" " << p.substr(open.size());
+  }
+  s << "</svg>\n";
+  return s.str();
+}
+
 /// Animated scene of one trajectory set: each entity moves along its path, one step per seconds_per_step,
 /// looping; trails are drawn faintly underneath.
 inline std::string animated_trajectory_svg(const TrajectoryLayer& layer, const std::vector<EntityStyle>& entities,
