@@ -175,7 +175,8 @@ TEST_CASE("augment: the output dataset, its report, reproducibility, and the fil
   CHECK(back.meta.find("\"generated_windows\":6") != std::string::npos);
   std::filesystem::remove(path);
   const auto& r = a.report;
-  for (const char* key : {"acceptance_rate", "generated_fraction", "dire", "collision_rate", "mean_window_return", "seconds"})
+  for (const char* key : {"acceptance_rate", "generated_fraction", "dire", "collision_rate", "mean_window_return", "filter_score",
+                          "seconds"})
     CHECK_MESSAGE(r.contains(key), key);
   CHECK(r["dire"]["original"].get<double>() >= 0);
   CHECK(r["collision_rate"]["distance"] == 0.3);

@@ -294,6 +294,22 @@ inline Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& 
                            {"distance", coll}};
   r["mean_window_return"] = {{"original_reward_model", detail::mean_window_return(orig_rewards_model)},
                              {"generated_reward_model", detail::mean_window_return(acc_rewards)}};
+  {  // Filter scores (eq. 6) of every generated window, and of the original windows over all their
+     // transitions: the transition model's own error on real data, the floor any epsilon is measured against.
+    const auto consistency = filter::dynamics_consistency(m.inverse, m.transition, cfg.epsilon);
+    auto all = consistency;
+    all.scope = Consistency::Scope::All;
+    diffusion::Batch<float> as_input;
+    as_input.data = picked;
+    const std::vector<double> gen_scores = consistency.score(samples, as_input), orig_scores = all.score(picked, as_input);
+    const auto summary = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      const auto q = [&](double p) { return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))]; };
+      return nlohmann::json{{"mean", std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size())},
+                            {"p10", q(0.1)}, {"median", q(0.5)}, {"p90", q(0.9)}};
+    };
+    r["filter_score"] = {{"generated", summary(gen_scores)}, {"original_all_transitions", summary(orig_scores)}};
+  }
   r["denoiser_calls"] = denoiser_calls;
   r["epsilon"] = cfg.epsilon;
   r["seed"] = cfg.seed;
