@@ -276,8 +276,8 @@ inline Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& 
 
   // Report.
   t = detail::Clock::now();
-  const Tensor<float> picked_acc = detail::rows_of(picked, accepted, 0, n_acc);
-  const double d_orig = detail::dire(m, picked_acc, cfg.dire_steps, cfg.batch_size);
+  const double d_orig = detail::dire(m, picked, cfg.dire_steps, cfg.batch_size);
+  const double d_gen_all = detail::dire(m, samples, cfg.dire_steps, cfg.batch_size);
   const double d_gen = detail::dire(m, acc_norm, cfg.dire_steps, cfg.batch_size);
   stages["dire_seconds"] = detail::since(t);
   const double coll = detail::collision_distance(d.meta);
@@ -287,7 +287,7 @@ inline Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& 
   r["windows_accepted"] = n_acc;
   r["acceptance_rate"] = static_cast<double>(n_acc) / static_cast<double>(num);
   r["generated_fraction"] = generated_entries / static_cast<double>(num);
-  r["dire"] = {{"original", d_orig}, {"generated", d_gen}, {"ddim_steps", cfg.dire_steps}};
+  r["dire"] = {{"original", d_orig}, {"generated", d_gen}, {"generated_all", d_gen_all}, {"ddim_steps", cfg.dire_steps}};
   if (coll > 0)
     r["collision_rate"] = {{"original", detail::collision_rate(detail::rows_of(out.original, accepted, 0, n_acc), coll)},
                            {"generated", detail::collision_rate(acc_raw, coll)},
