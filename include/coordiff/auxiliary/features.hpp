@@ -3,6 +3,7 @@
 // concatenated into one [N, F1 + F2] matrix, and the time-shifted views of [B, H, A, F] windows the
 // models read (o_t and o_{t+1} for t < H - 1).
 #include <algorithm>
+#include <string>
 
 #include "coordiff/core/error.hpp"
 #include "coordiff/core/tensor.hpp"
@@ -23,6 +24,14 @@ Tensor<T> concat_features(const Tensor<T>& a, const Tensor<T>& b, const char* wh
     std::copy(b.data() + i * fb, b.data() + (i + 1) * fb, out.data() + i * (fa + fb) + fa);
   }
   return out;
+}
+
+/// Checks that w is a batch of windows [B, H >= 2, A, obs_dim] (and A == agents when agents > 0).
+template <class T>
+void require_windows(const Tensor<T>& w, index_t obs_dim, const char* who, index_t agents = 0) {
+  require<ShapeError>(w.rank() == 4 && w.dim(1) >= 2 && w.dim(3) == obs_dim && (agents <= 0 || w.dim(2) == agents), who,
+                      ": windows must be [B, H >= 2, ", agents > 0 ? std::to_string(agents) : std::string("A"), ", ",
+                      obs_dim, "], got ", to_string(w.shape()));
 }
 
 /// Steps [first, first + count) of windows [B, H, A, F]: [B, count, A, F].

@@ -30,8 +30,7 @@ class InverseDynamics {
 
   /// The actions of windows [B, H, A, O]: [B, H - 1, A, U].
   Tensor<T> actions(const Tensor<T>& windows) {
-    require<ShapeError>(windows.rank() == 4 && windows.dim(3) == O_ && windows.dim(1) >= 2,
-                        "InverseDynamics::actions: windows must be [B, H >= 2, A, ", O_, "], got ", to_string(windows.shape()));
+    require_windows(windows, O_, "InverseDynamics::actions");
     const index_t B = windows.dim(0), H = windows.dim(1), A = windows.dim(2);
     return net_(concat_features(time_slice(windows, 0, H - 1), time_slice(windows, 1, H - 1), "InverseDynamics"))
         .reshape({B, H - 1, A, U_});

@@ -29,9 +29,7 @@ class RewardModel {
 
   /// Rewards of windows [B, H, A, O] with actions [B, H - 1, A, U]: [B, H - 1, A].
   Tensor<T> rewards(const Tensor<T>& windows, const Tensor<T>& actions) {
-    require<ShapeError>(windows.rank() == 4 && windows.dim(2) == A_ && windows.dim(3) == O_ && windows.dim(1) >= 2,
-                        "RewardModel::rewards: windows must be [B, H >= 2, ", A_, ", ", O_, "], got ",
-                        to_string(windows.shape()));
+    require_windows(windows, O_, "RewardModel::rewards", A_);
     const index_t B = windows.dim(0), H = windows.dim(1);
     require_shape(actions.shape(), {B, H - 1, A_, U_}, "RewardModel::rewards actions");
     return (*this)(time_slice(windows, 0, H - 1).reshape({-1, A_, O_}), actions.reshape({-1, A_, U_}))

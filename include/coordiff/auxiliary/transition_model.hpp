@@ -37,8 +37,7 @@ class TransitionModel {
   /// Per-transition mean squared error (over the O features) of windows [B, H, A, O] with actions
   /// [B, H - 1, A, U]: [B, H - 1, A].
   Tensor<T> errors(const Tensor<T>& windows, const Tensor<T>& actions) {
-    require<ShapeError>(windows.rank() == 4 && windows.dim(3) == O_ && windows.dim(1) >= 2,
-                        "TransitionModel::errors: windows must be [B, H >= 2, A, ", O_, "], got ", to_string(windows.shape()));
+    require_windows(windows, O_, "TransitionModel::errors");
     const index_t B = windows.dim(0), H = windows.dim(1), A = windows.dim(2);
     require_shape(actions.shape(), {B, H - 1, A, U_}, "TransitionModel::errors actions");
     const Tensor<T> now = time_slice(windows, 0, H - 1), next = time_slice(windows, 1, H - 1);
