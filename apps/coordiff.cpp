@@ -254,8 +254,7 @@ int augment(int argc, char** argv) {
   a.report["dataset"] = required(f, "dataset");
   a.report["model"] = model_dir.string();
   a.report["out"] = out;
-  const std::string report = a.report.dump(2) + "\n";
-  cd::io::write_file_atomic(report_path, report.data(), report.size());
+  cd::mastars::write_json_file(report_path, a.report);
   std::string env;
   try {
     env = nlohmann::json::parse(d.meta).value("env", std::string());

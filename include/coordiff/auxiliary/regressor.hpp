@@ -57,16 +57,6 @@ inline std::pair<std::vector<index_t>, std::vector<index_t>> split_rows(index_t 
   return {std::vector<index_t>(perm.begin(), perm.end() - held), std::vector<index_t>(perm.end() - held, perm.end())};
 }
 
-/// Rows `which` of a rank-2 tensor.
-template <class T>
-Tensor<T> gather_rows(const Tensor<T>& x, const std::vector<index_t>& which) {
-  const index_t w = x.dim(1);
-  Tensor<T> out({static_cast<index_t>(which.size()), w});
-  for (std::size_t k = 0; k < which.size(); ++k)
-    std::copy(x.data() + which[k] * w, x.data() + (which[k] + 1) * w, out.data() + static_cast<index_t>(k) * w);
-  return out;
-}
-
 template <class T>
 double mse(const Tensor<T>& a, const Tensor<T>& b) {
   double s = 0;
@@ -160,7 +150,7 @@ class Regressor {
       for (index_t k = 0; k < opt.batch_size; ++k)
         pick[static_cast<std::size_t>(k)] =
             train[gen.bits(static_cast<std::uint64_t>(s * opt.batch_size + k)) % ntrain];
-      const double loss = train_step(detail::gather_rows(x, pick), detail::gather_rows(y, pick), opt.lr);
+      const double loss = train_step(take_rows(x, pick), take_rows(y, pick), opt.lr);
       if (log && opt.log_every > 0 && (s + 1) % opt.log_every == 0)
         *log << name << " step " << s + 1 << "/" << opt.steps << "  loss " << loss << std::endl;
     }
@@ -168,10 +158,10 @@ class Regressor {
     r.steps = opt.steps;
     r.train_rows = static_cast<index_t>(train.size()), r.heldout_rows = static_cast<index_t>(held.size());
     const std::vector<index_t> train_probe(train.begin(), train.begin() + std::min<std::size_t>(train.size(), 20000));
-    r.train_mse = detail::mse((*this)(detail::gather_rows(x, train_probe)), detail::gather_rows(y, train_probe));
+    r.train_mse = detail::mse((*this)(take_rows(x, train_probe)), take_rows(y, train_probe));
     if (!held.empty()) {
-      const Tensor<T> yh = detail::gather_rows(y, held);
-      r.heldout_mse = detail::mse((*this)(detail::gather_rows(x, held)), yh);
+      const Tensor<T> yh = take_rows(y, held);
+      r.heldout_mse = detail::mse((*this)(take_rows(x, held)), yh);
       r.heldout_variance = detail::mean_column_variance(yh);
     }
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

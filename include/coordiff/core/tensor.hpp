@@ -298,6 +298,21 @@ Tensor<std::remove_const_t<T>> to_tensor(const TensorView<T>& v) {
   return v.contiguous();
 }
 
+/// The rows `which` of x along its first axis (in that order, repeats allowed): [which.size(), ...].
+template <class T>
+Tensor<T> take_rows(const Tensor<T>& x, const std::vector<index_t>& which) {
+  require<ShapeError>(x.rank() >= 1, "take_rows: needs a tensor of rank >= 1");
+  const index_t n = x.dim(0), w = n > 0 ? x.size() / n : 0;
+  Shape shape = x.shape();
+  shape[0] = static_cast<index_t>(which.size());
+  Tensor<T> out(shape);
+  for (std::size_t k = 0; k < which.size(); ++k) {
+    require<ShapeError>(which[k] >= 0 && which[k] < n, "take_rows: row ", which[k], " of ", n);
+    std::copy(x.data() + which[k] * w, x.data() + (which[k] + 1) * w, out.data() + static_cast<index_t>(k) * w);
+  }
+  return out;
+}
+
 /// Throws NumericError naming `what` and the first offending index if any element is NaN or infinite.
 template <class T>
 void require_finite(const Tensor<T>& t, const std::string& what) {

@@ -43,27 +43,15 @@ struct OfflineDataset {
 
   /// The episodes listed (in that order, repeats allowed), every array cut alike; meta is kept.
   OfflineDataset select_episodes(const std::vector<index_t>& which) const {
-    const index_t E = episodes(), n = static_cast<index_t>(which.size());
+    const index_t E = episodes();
     for (index_t e : which) require<ShapeError>(e >= 0 && e < E, "select_episodes: episode ", e, " of ", E);
     OfflineDataset out;
     out.meta = meta;
-    const auto pick = [&](const Tensor<T>& from, Tensor<T>& to) {
-      if (from.empty()) return;
-      Shape shape = from.shape();
-      shape[0] = n;
-      to = Tensor<T>(shape);
-      const index_t w = from.size() / E;
-      for (index_t k = 0; k < n; ++k) std::copy(from.data() + which[static_cast<std::size_t>(k)] * w,
-                                                from.data() + (which[static_cast<std::size_t>(k)] + 1) * w, to.data() + k * w);
-    };
-    pick(observations, out.observations);
-    pick(actions, out.actions);
-    pick(rewards, out.rewards);
-    pick(terminals, out.terminals);
-    pick(next_observations, out.next_observations);
-    pick(states, out.states);
-    pick(costs, out.costs);
-    pick(timeouts, out.timeouts);
+    for (auto [from, to] : {std::pair{&observations, &out.observations}, std::pair{&actions, &out.actions},
+                            std::pair{&rewards, &out.rewards}, std::pair{&terminals, &out.terminals},
+                            std::pair{&next_observations, &out.next_observations}, std::pair{&states, &out.states},
+                            std::pair{&costs, &out.costs}, std::pair{&timeouts, &out.timeouts}})
+      if (!from->empty()) *to = take_rows(*from, which);
     return out;
   }
 

@@ -53,6 +53,8 @@ template <class F>
 struct Threshold {
   F score;
   double threshold = 0.0;
+  std::string score_name = "score";          ///< how rejection reasons name the score ...
+  std::string threshold_name = "threshold";  ///< ... and the threshold
 
   template <class T>
     requires std::invocable<const F&, const Tensor<T>&, const diffusion::Batch<T>&>
@@ -69,9 +71,9 @@ struct Threshold {
       }
       std::ostringstream os;
       if (s[b] != s[b])
-        os << "score is NaN (threshold " << threshold << ")";
+        os << score_name << " is NaN (" << threshold_name << " " << threshold << ")";
       else
-        os << "score " << s[b] << " >= threshold " << threshold;
+        os << score_name << " " << s[b] << " >= " << threshold_name << " " << threshold;
       v.reason[b] = os.str();
     }
     return v;

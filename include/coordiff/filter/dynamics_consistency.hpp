@@ -14,10 +14,9 @@
 // (auxiliary::InverseDynamics and auxiliary::TransitionModel do). They are held by pointer: the filter
 // is cheap to copy and the models are not modified.
 #include <cstdint>
-#include <sstream>
-#include <string>
 #include <vector>
 
+#include "coordiff/filter/callable.hpp"
 #include "coordiff/filter/filter.hpp"
 
 namespace coordiff::filter {
@@ -59,18 +58,8 @@ struct DynamicsConsistency {
 
   template <class T>
   Verdict check(const Tensor<T>& samples, const diffusion::Batch<T>& batch) const {
-    const std::vector<double> s = score(samples, batch);
-    Verdict v{std::vector<std::uint8_t>(s.size(), 0), std::vector<std::string>(s.size())};
-    for (std::size_t b = 0; b < s.size(); ++b) {
-      if (s[b] < epsilon) {
-        v.keep[b] = 1;
-        continue;
-      }
-      std::ostringstream os;
-      os << "mean transition-model error " << s[b] << (s[b] != s[b] ? " (NaN)" : "") << " >= epsilon " << epsilon;
-      v.reason[b] = os.str();
-    }
-    return v;
+    const auto scores = [this](const Tensor<T>& x, const diffusion::Batch<T>& b) { return score(x, b); };
+    return Threshold<decltype(scores)>{scores, epsilon, "mean transition-model error", "epsilon"}.check(samples, batch);
   }
 
  private:

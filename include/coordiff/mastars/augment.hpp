@@ -75,16 +75,9 @@ inline std::vector<index_t> pick_windows(index_t N, index_t num, std::uint64_t s
   return out;
 }
 
-inline Tensor<float> rows_of(const Tensor<float>& x, const std::vector<index_t>& which, index_t first, index_t count) {
-  Shape s = x.shape();
-  s[0] = count;
-  Tensor<float> out(s);
-  const index_t w = x.size() / x.dim(0);
-  for (index_t k = 0; k < count; ++k) {
-    const index_t r = which[static_cast<std::size_t>(first + k)];
-    std::copy(x.data() + r * w, x.data() + (r + 1) * w, out.data() + k * w);
-  }
-  return out;
+/// Rows [first, first + count) of x along its first axis.
+inline Tensor<float> row_range(const Tensor<float>& x, index_t first, index_t count) {
+  return x.view().slice(0, first, first + count).contiguous();
 }
 
 /// Overlap distance of two learners in an MPE scenario named in the dataset's meta (positions are
@@ -137,11 +130,9 @@ inline double dire(Model<float>& m, const Tensor<float>& x0, index_t steps, inde
   NetworkRef net(m.net);
   double total = 0;
   const index_t N = x0.dim(0);
-  std::vector<index_t> all(static_cast<std::size_t>(N));
-  std::iota(all.begin(), all.end(), index_t{0});
   for (index_t b0 = 0; b0 < N; b0 += batch) {
     const index_t B = std::min(batch, N - b0);
-    const Tensor<float> x = rows_of(x0, all, b0, B);
+    const Tensor<float> x = row_range(x0, b0, B);
     Condition<float> c;
     c.value = Tensor<float>({B, x.dim(2)}, 0.0f);
     c.keep = Tensor<float>({B, x.dim(2)}, 0.0f);
@@ -167,7 +158,8 @@ inline Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& 
   const index_t N = windows.size();
   const std::vector<index_t> pick = detail::pick_windows(N, cfg.num, cfg.seed);
   const index_t num = cfg.num;
-  Tensor<float> samples({num, H, A, O}), picked({num, H, A, O});
+  const Tensor<float> picked = take_rows(windows.x, pick);
+  Tensor<float> samples({num, H, A, O});
   std::vector<std::uint8_t> keep(static_cast<std::size_t>(num), 0);
   std::vector<std::string> reasons(static_cast<std::size_t>(num));
   stages["windows_seconds"] = detail::since(t);
@@ -180,7 +172,7 @@ inline Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& 
     for (index_t b0 = 0; b0 < num; b0 += cfg.batch_size) {
       const index_t B = std::min(cfg.batch_size, num - b0);
       diffusion::Batch<float> batch;
-      batch.data = detail::rows_of(windows.x, pick, b0, B);
+      batch.data = detail::row_range(picked, b0, B);
       batch.condition.value = Tensor<float>({B, A}, static_cast<float>(cfg.target_return));
       const auto tv = detail::Clock::now();
       batch.values = m.value.values(batch.data);
@@ -188,7 +180,6 @@ inline Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& 
       batch.first_sample = static_cast<std::uint64_t>(b0);
       const auto out = gen.generate(batch);
       std::copy(out.samples.data(), out.samples.data() + out.samples.size(), samples.data() + b0 * H * A * O);
-      std::copy(batch.data.data(), batch.data.data() + batch.data.size(), picked.data() + b0 * H * A * O);
       for (index_t b = 0; b < B; ++b) {
         keep[static_cast<std::size_t>(b0 + b)] = out.keep[static_cast<std::size_t>(b)];
         reasons[static_cast<std::size_t>(b0 + b)] = out.reason[static_cast<std::size_t>(b)];
@@ -223,7 +214,7 @@ inline Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& 
   out.original = m.obs_norm.unnormalize(picked);
   out.generated = m.obs_norm.unnormalize(samples);
   m.obs_norm.restore_constant_features(out.generated);
-  const Tensor<float> acc_norm = detail::rows_of(samples, accepted, 0, n_acc);
+  const Tensor<float> acc_norm = take_rows(samples, accepted);
   Tensor<float> acc_actions, acc_rewards, orig_rewards_model;
   if (n_acc > 0) {
     const Tensor<float> a_norm = m.inverse.actions(acc_norm);
@@ -231,7 +222,7 @@ inline Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& 
     acc_actions = m.act_norm.unnormalize(a_norm);
   }
   {
-    const Tensor<float> orig = detail::rows_of(picked, accepted, 0, n_acc);
+    const Tensor<float> orig = take_rows(picked, accepted);
     if (n_acc > 0) orig_rewards_model = m.reward.rewards(orig, m.inverse.actions(orig));
   }
   // The dataset: original episodes, then the accepted windows as episodes of H - 1 transitions.
@@ -256,7 +247,7 @@ inline Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& 
     for (index_t e = 0; e < E; ++e)
       for (index_t s = 0; s + 1 < T; ++s)
         for (index_t j = 0; j < A * O; ++j) o.next_observations[(e * T + s) * A * O + j] = d.observations[(e * T + s + 1) * A * O + j];
-  const Tensor<float> acc_raw = detail::rows_of(out.generated, accepted, 0, n_acc);
+  const Tensor<float> acc_raw = take_rows(out.generated, accepted);
   for (index_t k = 0; k < n_acc; ++k) {
     const index_t e = E + k;
     for (index_t s = 0; s < T; ++s) {
@@ -289,7 +280,7 @@ inline Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& 
   r["generated_fraction"] = generated_entries / static_cast<double>(num);
   r["dire"] = {{"original", d_orig}, {"generated", d_gen}, {"generated_all", d_gen_all}, {"ddim_steps", cfg.dire_steps}};
   if (coll > 0)
-    r["collision_rate"] = {{"original", detail::collision_rate(detail::rows_of(out.original, accepted, 0, n_acc), coll)},
+    r["collision_rate"] = {{"original", detail::collision_rate(take_rows(out.original, accepted), coll)},
                            {"generated", detail::collision_rate(acc_raw, coll)},
                            {"distance", coll}};
   r["mean_window_return"] = {{"original_reward_model", detail::mean_window_return(orig_rewards_model)},

@@ -194,21 +194,25 @@ inline Config config_from_json(const nlohmann::json& j, const std::string& where
   return c;
 }
 
-inline Config load_config(const std::filesystem::path& path) {
+/// A JSON file; a missing file is an IoError, invalid JSON a FormatError, both naming the path.
+inline nlohmann::json read_json_file(const std::filesystem::path& path) {
   std::ifstream in(path);
-  require<IoError>(in.good(), path.string(), ": cannot open the config file");
-  nlohmann::json j;
+  require<IoError>(in.good(), path.string(), ": cannot open");
   try {
-    in >> j;
+    return nlohmann::json::parse(in);
   } catch (const nlohmann::json::parse_error& e) {
     throw FormatError(path.string() + ": not valid JSON: " + e.what());
   }
-  return config_from_json(j, path.string());
 }
 
-inline void save_config(const Config& c, const std::filesystem::path& path) {
-  const std::string text = to_json(c).dump(2) + "\n";
+/// Writes j indented, atomically.
+inline void write_json_file(const std::filesystem::path& path, const nlohmann::json& j) {
+  const std::string text = j.dump(2) + "\n";
   io::write_file_atomic(path, text.data(), text.size());
 }
+
+inline Config load_config(const std::filesystem::path& path) { return config_from_json(read_json_file(path), path.string()); }
+
+inline void save_config(const Config& c, const std::filesystem::path& path) { write_json_file(path, to_json(c)); }
 
 }  // namespace coordiff::mastars

@@ -8,7 +8,6 @@
 // state_dict names), auxiliary.npz ("inverse.*", "transition.*", "reward.*", "value.*"), sizes.json and,
 // after training, report.json. Every file is written atomically.
 #include <filesystem>
-#include <fstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -94,7 +93,7 @@ struct Model {
   void save(const std::filesystem::path& dir) {
     std::filesystem::create_directories(dir);
     save_config(config, dir / "config.json");
-    write_text(dir / "sizes.json", nlohmann::json{{"agents", agents}, {"obs_dim", obs_dim}, {"act_dim", act_dim}}.dump(2));
+    write_json_file(dir / "sizes.json", {{"agents", agents}, {"obs_dim", obs_dim}, {"act_dim", act_dim}});
     io::NpzWriter norms;
     obs_norm.save(norms, "obs.");
     act_norm.save(norms, "act.");
@@ -106,14 +105,14 @@ struct Model {
     nn::add_state_dict(aux, reward.parameters(), "reward.");
     nn::add_state_dict(aux, value.parameters(), "value.");
     aux.save(dir / "auxiliary.npz");
-    write_text(dir / "report.json", report.dump(2));
+    write_json_file(dir / "report.json", report);
   }
 
   /// Loads a model directory; errors name the file and what is missing or mismatched.
   static Model load(const std::filesystem::path& dir) {
     require<IoError>(std::filesystem::is_directory(dir), dir.string(), ": not a model directory");
     const Config cfg = load_config(dir / "config.json");
-    const nlohmann::json sizes = read_json(dir / "sizes.json");
+    const nlohmann::json sizes = read_json_file(dir / "sizes.json");
     const auto size = [&](const char* k) {
       require<FormatError>(sizes.contains(k) && sizes.at(k).is_number_integer(), (dir / "sizes.json").string(), ": no integer '",
                            k, "'");
@@ -131,23 +130,8 @@ struct Model {
     nn::load_state_dict(m.transition.parameters(), aux, "transition.", false, true);
     nn::load_state_dict(m.reward.parameters(), aux, "reward.", false, true);
     nn::load_state_dict(m.value.parameters(), aux, "value.", false, true);
-    if (std::filesystem::exists(dir / "report.json")) m.report = read_json(dir / "report.json");
+    if (std::filesystem::exists(dir / "report.json")) m.report = read_json_file(dir / "report.json");
     return m;
-  }
-
- private:
-  static void write_text(const std::filesystem::path& path, const std::string& text) {
-    const std::string body = text + "\n";
-    io::write_file_atomic(path, body.data(), body.size());
-  }
-  static nlohmann::json read_json(const std::filesystem::path& path) {
-    std::ifstream in(path);
-    require<IoError>(in.good(), path.string(), ": cannot open");
-    try {
-      return nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw FormatError(path.string() + ": not valid JSON: " + e.what());
-    }
   }
 };
 

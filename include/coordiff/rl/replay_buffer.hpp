@@ -3,6 +3,7 @@
 // Philox keyed by (seed, draw number) so a training run is reproducible.
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "coordiff/core/error.hpp"
 #include "coordiff/core/philox.hpp"
@@ -55,18 +56,13 @@ class ReplayBuffer {
   /// n transitions drawn uniformly with replacement; draw k uses Philox(seed, k).
   TransitionBatch<T> sample(index_t n, std::uint64_t seed, std::uint64_t draw) const {
     require<ConfigError>(size_ > 0 && n >= 1, "ReplayBuffer::sample: ", n, " samples from a buffer of ", size_);
-    TransitionBatch<T> s{Tensor<T>({n, A_, O_}), Tensor<T>({n, A_, U_}), Tensor<T>({n, A_}), Tensor<T>({n, A_, O_}),
-                         Tensor<T>({n})};
     const Philox gen(seed, draw);
-    for (index_t i = 0; i < n; ++i) {
-      const auto j = static_cast<index_t>(gen.bits(static_cast<std::uint64_t>(i)) % static_cast<std::uint64_t>(size_));
-      copy_row(data_.obs, s.obs, j, i);
-      copy_row(data_.actions, s.actions, j, i);
-      copy_row(data_.rewards, s.rewards, j, i);
-      copy_row(data_.next_obs, s.next_obs, j, i);
-      s.done[i] = data_.done[j];
-    }
-    return s;
+    std::vector<index_t> rows(static_cast<std::size_t>(n));
+    for (index_t i = 0; i < n; ++i)
+      rows[static_cast<std::size_t>(i)] =
+          static_cast<index_t>(gen.bits(static_cast<std::uint64_t>(i)) % static_cast<std::uint64_t>(size_));
+    return {take_rows(data_.obs, rows), take_rows(data_.actions, rows), take_rows(data_.rewards, rows),
+            take_rows(data_.next_obs, rows), take_rows(data_.done, rows)};
   }
 
  private:
