@@ -62,3 +62,16 @@ TEST_CASE("draw_progress: redraws one line in place and ends it when done") {
   draw_progress(out, "episodes", 4, 4, 8);
   CHECK(out.str() == "\repisodes [########] 4/4\n");
 }
+
+TEST_CASE("take_rows: rows of the first axis in the given order, repeats allowed, out-of-range refused") {
+  Tensor<int> x(Shape{3, 2, 2});
+  for (index_t i = 0; i < x.size(); ++i) x[i] = static_cast<int>(i);
+  const Tensor<int> y = take_rows(x, {2, 0, 2});
+  CHECK(y.shape() == Shape{3, 2, 2});
+  CHECK(y(0, 1, 1) == x(2, 1, 1));
+  CHECK(y(1, 0, 1) == x(0, 0, 1));
+  CHECK(y(2, 0, 0) == x(2, 0, 0));
+  CHECK(take_rows(x, {}).shape() == Shape{0, 2, 2});
+  CHECK_THROWS_AS(take_rows(x, {3}), ShapeError);
+  CHECK_THROWS_AS(take_rows(x, {-1}), ShapeError);
+}
