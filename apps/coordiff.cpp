@@ -7,6 +7,8 @@
 //   coordiff train-aux --dataset d.npz --model DIR [--config cfg.json] [--steps N] [--seed S]
 //   coordiff augment --dataset in.npz --model DIR --order lov|sg|joint|independent|random|reverse --num N
 //                    --seed S --out aug.npz [--epsilon E] [--batch B] [--report r.json] [--svg fig.svg]
+//   coordiff offline-train --algo td3bc|omar|cfcql --dataset d.npz --out r.json [--steps N] [--seed S] [--eval-every K]
+//   coordiff table1 [--dir DIR] [--envs ...] [--qualities ...] [--learners ...] [--methods ...] [--seeds ...] ...
 //   coordiff inspect file.npz
 // Exit codes: 0 success, 2 bad arguments or input (the message names the flag or file), 1 other errors.
 #include <algorithm>
@@ -26,10 +28,14 @@
 #include "coordiff/env/mpe/behaviour.hpp"
 #include "coordiff/env/mpe/collect.hpp"
 #include "coordiff/mastars/mastars.hpp"
+#include "cli_flags.hpp"
+#include "commands.hpp"
 
 namespace cd = coordiff;
 
 namespace {
+
+using namespace coordiff::cli;
 
 const char* kUsage =
     "usage:\n"
@@ -41,37 +47,14 @@ const char* kUsage =
     "  coordiff train-aux --dataset D.npz --model DIR [--config CFG.json] [--steps N] [--seed S]\n"
     "  coordiff augment --dataset D.npz --model DIR --order lov|sg|joint|independent|random|reverse\n"
     "                   --num N --seed S --out AUG.npz [--epsilon E] [--batch B] [--report R.json] [--svg F.svg]\n"
+    "  coordiff offline-train --algo td3bc|omar|cfcql --dataset D.npz --out R.json [--steps N] [--seed S]\n"
+    "                   [--eval-every K] [--eval-episodes M] [--env E] [--quality Q] [--behaviour POLICIES.npz]\n"
+    "                   [--threads T]\n"
+    "  coordiff table1 [--dir DIR] [--envs spread,...] [--qualities medium-replay,medium] [--learners td3bc,omar,cfcql]\n"
+    "                   [--methods original,lov,sg,joint] [--ablation medium-replay] [--seeds 0,1,2] [--num N]\n"
+    "                   [--epsilon E] [--episodes N] [--model-steps N] [--steps N] [--eval-every K]\n"
+    "                   [--eval-episodes M] [--jobs J] [--out results.md]\n"
     "  coordiff inspect FILE.npz\n";
-
-/// --flag value pairs; unknown flags and missing values are errors naming the flag.
-std::map<std::string, std::string> parse_flags(int argc, char** argv, int first, const std::vector<std::string>& known) {
-  std::map<std::string, std::string> f;
-  for (int i = first; i < argc; ++i) {
-    const std::string k = argv[i];
-    cd::require<cd::ConfigError>(k.rfind("--", 0) == 0, "unexpected argument '", k, "'");
-    const std::string name = k.substr(2);
-    cd::require<cd::ConfigError>(std::find(known.begin(), known.end(), name) != known.end(), "unknown flag --", name);
-    cd::require<cd::ConfigError>(i + 1 < argc, "flag --", name, " needs a value");
-    f[name] = argv[++i];
-  }
-  return f;
-}
-
-long long integer_flag(const std::map<std::string, std::string>& f, const std::string& name, long long fallback, long long min) {
-  const auto it = f.find(name);
-  if (it == f.end()) return fallback;
-  char* end = nullptr;
-  const long long v = std::strtoll(it->second.c_str(), &end, 10);
-  cd::require<cd::ConfigError>(end && *end == '\0' && !it->second.empty(), "--", name, " must be an integer, got '", it->second, "'");
-  cd::require<cd::ConfigError>(v >= min, "--", name, " must be >= ", min, ", got ", v);
-  return v;
-}
-
-std::string required(const std::map<std::string, std::string>& f, const std::string& name) {
-  const auto it = f.find(name);
-  cd::require<cd::ConfigError>(it != f.end(), "missing required flag --", name);
-  return it->second;
-}
 
 namespace mpe = cd::env::mpe;
 
@@ -80,14 +63,6 @@ std::string env_flag(const std::map<std::string, std::string>& f) {
   cd::require<cd::ConfigError>(env == "spread" || env == "tag" || env == "world", "--env must be spread, tag or world, got '",
                                env, "'");
   return env;
-}
-
-/// Calls fn(Env{}) with the scenario named by env ("spread", "tag" or "world").
-template <class Fn>
-decltype(auto) with_env(const std::string& env, Fn&& fn) {
-  if (env == "spread") return fn(mpe::SpreadEnv(1));
-  if (env == "tag") return fn(mpe::TagEnv(1));
-  return fn(mpe::WorldEnv(1));
 }
 
 /// The behaviour policies gen-data uses: --behaviour, else the bundled data/behaviour/<env>.npz.
@@ -117,7 +92,7 @@ int gen_data(int argc, char** argv) {
   const auto seed = static_cast<std::uint64_t>(integer_flag(f, "seed", 0, 0));
   std::string policies_path;
   const mpe::BehaviourPolicies policies = behaviour_file(f, env, policies_path);
-  cd::data::OfflineDataset<float> d = with_env(env, [&]<class Env>(const Env&) {
+  cd::data::OfflineDataset<float> d = mpe::with_scenario(env, [&]<class Env>(const Env&) {
     if (quality == "medium-replay") {
       std::cerr << "replaying the behaviour training up to its medium snapshot (round " << policies.medium_round << ")\n";
       return evenly_spaced_episodes(mpe::medium_replay_episodes<Env>(policies, &std::cerr), episodes);
@@ -159,7 +134,7 @@ int train_behaviour(int argc, char** argv) {
   opt.rounds = integer_flag(f, "rounds", opt.rounds, opt.warmup_rounds + 1);
   const long long reference = integer_flag(f, "reference-episodes", 1000, 1);
   const auto replay = f.find("replay-out");
-  with_env(env, [&]<class Env>(const Env&) {
+  mpe::with_scenario(env, [&]<class Env>(const Env&) {
     mpe::BehaviourRun run;
     const auto p = mpe::make_behaviour_policies<Env>(opt, reference, &std::cerr, &run);
     p.save(out);
@@ -179,16 +154,6 @@ int train_behaviour(int argc, char** argv) {
   return 0;
 }
 
-
-double number_flag(const std::map<std::string, std::string>& f, const std::string& name, double fallback) {
-  const auto it = f.find(name);
-  if (it == f.end()) return fallback;
-  char* end = nullptr;
-  const double v = std::strtod(it->second.c_str(), &end);
-  cd::require<cd::ConfigError>(end && *end == '\0' && !it->second.empty() && std::isfinite(v), "--", name,
-                               " must be a number, got '", it->second, "'");
-  return v;
-}
 
 /// The model directory's model if it holds one (its normalisers and other part are kept), else a new one
 /// from --config (or the defaults) sized for the dataset. --steps and --seed override the config.
@@ -288,6 +253,8 @@ int main(int argc, char** argv) {
     if (cmd == "train-aux") return train_model_part(argc, argv, "auxiliary");
     if (cmd == "augment") return augment(argc, argv);
     if (cmd == "inspect") return inspect(argc, argv);
+    if (cmd == "offline-train") return cd::cli::offline_train(argc, argv);
+    if (cmd == "table1") return cd::cli::table1(argc, argv);
     std::cerr << (cmd.empty() || cmd == "--help" ? "" : "coordiff: unknown command '" + cmd + "'\n") << kUsage;
     return cmd == "--help" ? 0 : 2;
   } catch (const cd::ConfigError& e) {

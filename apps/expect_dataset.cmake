@@ -1,6 +1,6 @@
-# Runs EXE with FIRST and SECOND (if given) and then ARGS, each of which must succeed; then `EXE inspect
-# INSPECT` must read the written dataset back and show `"quality": "QUALITY"` in its meta, and every file
-# in FILES must exist.
+# Runs EXE with FIRST and SECOND (if given) and then ARGS, each of which must succeed (and the output of
+# ARGS must match OUTPUT, if given); then, if INSPECT is given, `EXE inspect INSPECT` must read the written
+# dataset back and show `"quality": "QUALITY"` in its meta; every file in FILES must exist.
 foreach(_args FIRST SECOND ARGS)
   if(DEFINED ${_args})
     execute_process(COMMAND ${EXE} ${${_args}} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
@@ -10,6 +10,17 @@ foreach(_args FIRST SECOND ARGS)
     message("${out}")
   endif()
 endforeach()
+if(DEFINED OUTPUT AND NOT "${out}" MATCHES "${OUTPUT}")
+  message(FATAL_ERROR "the output does not match ${OUTPUT}:\n${out}")
+endif()
+foreach(_f ${FILES})
+  if(NOT EXISTS ${_f})
+    message(FATAL_ERROR "expected output ${_f} was not written")
+  endif()
+endforeach()
+if(NOT DEFINED INSPECT)
+  return()
+endif()
 execute_process(COMMAND ${EXE} inspect ${INSPECT} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "inspect ${INSPECT} exited with ${rc}\n${out}${err}")
@@ -20,8 +31,3 @@ if(NOT found)
   message(FATAL_ERROR "inspect does not show ${EXPECT}:\n${out}")
 endif()
 message("${out}")
-foreach(_f ${FILES})
-  if(NOT EXISTS ${_f})
-    message(FATAL_ERROR "expected output ${_f} was not written")
-  endif()
-endforeach()

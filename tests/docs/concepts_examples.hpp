@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "coordiff/diffusion/diffusion.hpp"
+#include "coordiff/offline/objective/objective.hpp"
 
 namespace concepts_doc {
 
@@ -156,5 +157,16 @@ diffusion::Generation<T> refine(Gen& generator, Tensor<T> windows, Tensor<T> val
   // generated_fraction, accepted_fraction, denoiser_calls, reverse_steps, round_seconds, total_seconds.
   return out;
 }
+
+// ---- snippet: user-actor-objective --------------------------------------------------------------
+// Behaviour cloning: regress on the dataset actions, ignore the critic.
+struct PureCloning {
+  static constexpr const char* kName = "bc";
+
+  template <class T>
+  offline::objective::ActorTerms<T> terms(const offline::objective::ActorStep<T>& step) const {
+    return {0.0, 1.0, step.data};
+  }
+};
 
 }  // namespace concepts_doc

@@ -3,6 +3,7 @@
 // A agents. Loading validates every array against the others and names the file, the array and what
 // was expected; saving is atomic.
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -117,5 +118,30 @@ struct OfflineDataset {
     w.save(path, compressed);
   }
 };
+
+/// Per-dimension mean and std of the observations of the first `episodes` episodes (all when < 0), for
+/// a fixed input standardisation; std 1 and mean 0 where a dimension is constant (e.g. spread's silent
+/// communication channels).
+template <class T>
+std::pair<Tensor<T>, Tensor<T>> observation_moments(const OfflineDataset<T>& d, index_t episodes = -1) {
+  const index_t E = episodes < 0 ? d.episodes() : std::min(episodes, d.episodes());
+  const index_t O = d.obs_dim(), rows = E * d.steps() * d.agents();
+  require<ShapeError>(rows > 0, "observation_moments: no observations");
+  std::vector<double> s1(static_cast<std::size_t>(O)), s2(static_cast<std::size_t>(O));
+  for (index_t r = 0; r < rows; ++r)
+    for (index_t k = 0; k < O; ++k) {
+      const double v = d.observations[r * O + k];
+      s1[static_cast<std::size_t>(k)] += v, s2[static_cast<std::size_t>(k)] += v * v;
+    }
+  Tensor<T> mean({O}), sd({O});
+  for (index_t k = 0; k < O; ++k) {
+    const double m = s1[static_cast<std::size_t>(k)] / static_cast<double>(rows);
+    const double var = s2[static_cast<std::size_t>(k)] / static_cast<double>(rows) - m * m;
+    const bool constant = var < 1e-8;
+    mean[k] = static_cast<T>(constant ? 0.0 : m);
+    sd[k] = static_cast<T>(constant ? 1.0 : std::sqrt(var));
+  }
+  return {mean, sd};
+}
 
 }  // namespace coordiff::data

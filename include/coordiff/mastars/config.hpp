@@ -17,7 +17,7 @@
 
 #include "coordiff/core/error.hpp"
 #include "coordiff/core/tensor.hpp"
-#include "coordiff/io/atomic_file.hpp"
+#include "coordiff/io/json_file.hpp"
 
 namespace coordiff::mastars {
 
@@ -194,22 +194,8 @@ inline Config config_from_json(const nlohmann::json& j, const std::string& where
   return c;
 }
 
-/// A JSON file; a missing file is an IoError, invalid JSON a FormatError, both naming the path.
-inline nlohmann::json read_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  require<IoError>(in.good(), path.string(), ": cannot open");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw FormatError(path.string() + ": not valid JSON: " + e.what());
-  }
-}
-
-/// Writes j indented, atomically.
-inline void write_json_file(const std::filesystem::path& path, const nlohmann::json& j) {
-  const std::string text = j.dump(2) + "\n";
-  io::write_file_atomic(path, text.data(), text.size());
-}
+using io::read_json_file;
+using io::write_json_file;
 
 inline Config load_config(const std::filesystem::path& path) { return config_from_json(read_json_file(path), path.string()); }
 

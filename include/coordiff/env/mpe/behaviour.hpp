@@ -97,28 +97,6 @@ double evaluate_policy(const BehaviourPolicy& policy, index_t episodes, index_t 
   return m;
 }
 
-namespace detail {
-/// Per-dimension mean and std of the first `count` observations of a buffer (std 1 where a dimension is
-/// constant, e.g. spread's silent communication channels).
-inline std::pair<Tensor<float>, Tensor<float>> observation_moments(const data::OfflineDataset<float>& d, index_t episodes) {
-  const index_t O = d.obs_dim(), rows = episodes * d.steps() * d.agents();
-  std::vector<double> s1(static_cast<std::size_t>(O)), s2(static_cast<std::size_t>(O));
-  for (index_t r = 0; r < rows; ++r)
-    for (index_t k = 0; k < O; ++k) {
-      const double v = d.observations[r * O + k];
-      s1[static_cast<std::size_t>(k)] += v, s2[static_cast<std::size_t>(k)] += v * v;
-    }
-  Tensor<float> mean({O}), sd({O});
-  for (index_t k = 0; k < O; ++k) {
-    const double m = s1[static_cast<std::size_t>(k)] / static_cast<double>(rows);
-    const double var = s2[static_cast<std::size_t>(k)] / static_cast<double>(rows) - m * m;
-    const bool constant = var < 1e-8;
-    mean[k] = static_cast<float>(constant ? 0.0 : m);
-    sd[k] = static_cast<float>(constant ? 1.0 : std::sqrt(var));
-  }
-  return {mean, sd};
-}
-}  // namespace detail
 
 /// Trains MATD3 on scenario Env. `stop_after_round` > 0 ends the run early (to replay a run up to its
 /// medium snapshot); progress, if given, gets one line per snapshot.
@@ -158,7 +136,7 @@ BehaviourRun train_behaviour(const BehaviourOptions& opt, std::ostream* progress
       if (!warmup) learner.update(buffer);
     }
     if (round + 1 == opt.warmup_rounds) {
-      const auto [mean, sd] = detail::observation_moments(run.training_episodes, opt.warmup_rounds * P);
+      const auto [mean, sd] = data::observation_moments(run.training_episodes, opt.warmup_rounds * P);
       learner.set_observation_scaling(mean, sd);
     }
     if ((round + 1) % opt.eval_every == 0 || round + 1 == rounds) {

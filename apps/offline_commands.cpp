@@ -1,0 +1,452 @@
+// coordiff offline-train (one learner on one dataset) and coordiff table1 (the Table-1 harness).
+//
+// The harness is a resumable make: for every env x quality it needs the original dataset, a MASTARS model,
+// one augmented dataset per method and one offline-train result per learner x method x seed. Each is a
+// file made by a child `coordiff` process whose command line is recorded; a file that exists is not
+// made again, so an interrupted run resumes where it stopped and a single cell re-runs from its command.
+// Learner cells run --jobs at a time, each on one thread.
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli_flags.hpp"
+#include "commands.hpp"
+#include "coordiff/core/threading.hpp"
+#include "coordiff/io/json_file.hpp"
+#include "coordiff/mastars/augment.hpp"
+#include "coordiff/offline/mpe_run.hpp"
+#include "coordiff/viz/svg_plot.hpp"
+
+extern char** environ;
+
+namespace coordiff::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+int offline_train(int argc, char** argv) {
+  const auto f = parse_flags(argc, argv, 2, {"algo", "dataset", "steps", "seed", "eval-every", "eval-episodes", "env",
+                                             "quality", "out", "behaviour", "threads"});
+  // One thread by default: these networks are small (cells run side by side instead), and Eigen's
+  // multi-threaded products round differently, so a result is reproducible bit for bit only at a fixed
+  // thread count.
+  set_num_threads(static_cast<int>(integer_flag(f, "threads", 1, 1)));
+  offline::MpeRunSpec spec;
+  spec.algorithm = offline::parse_algorithm(required(f, "algo"));
+  spec.dataset = required(f, "dataset");
+  const std::string out = required(f, "out");
+  spec.rounds = integer_flag(f, "steps", 0, 1);
+  spec.seed = static_cast<std::uint64_t>(integer_flag(f, "seed", 0, 0));
+  spec.eval_every = integer_flag(f, "eval-every", 100, 0);
+  spec.eval_episodes = integer_flag(f, "eval-episodes", 100, 1);
+  if (f.count("env")) spec.env = f.at("env");
+  if (f.count("quality")) spec.quality = f.at("quality");
+  spec.behaviour = f.count("behaviour") ? fs::path(f.at("behaviour")) : fs::path();
+  if (spec.behaviour.empty() && !spec.env.empty()) spec.behaviour = fs::path(COORDIFF_DATA_DIR) / "behaviour" / (spec.env + ".npz");
+  json r = offline::run_offline_mpe(spec, &std::cerr);
+  std::ostringstream cmd;
+  for (int i = 0; i < argc; ++i) cmd << (i ? " " : "") << (i == 0 ? "coordiff" : argv[i]);
+  r["command"] = cmd.str();
+  const std::string stem = fs::path(out).replace_extension().string();
+  std::ostringstream csv;
+  csv << "round,return,normalised,critic_loss,penalty,actor_loss,q_mean,seconds\n";
+  viz::LineSeries series{"normalised return", {}, {}};
+  for (const auto& p : r["curve"]) {
+    csv << p["round"] << ',' << p["return"] << ',' << p["normalised"] << ',' << p["critic_loss"] << ',' << p["penalty"]
+        << ',' << p["actor_loss"] << ',' << p["q_mean"] << ',' << p["seconds"] << '\n';
+    series.x.push_back(p["round"].get<double>());
+    series.y.push_back(p["normalised"].get<double>());
+  }
+  const std::string text = csv.str();
+  io::write_file_atomic(stem + ".csv", text.data(), text.size());
+  const std::string svg = viz::line_plot_svg({series}, {.title = r["algorithm"].get<std::string>() + " on " +
+                                                                  fs::path(spec.dataset).filename().string() + ", seed " +
+                                                                  std::to_string(spec.seed),
+                                                        .x_label = "gradient round",
+                                                        .y_label = "normalised return"});
+  io::write_file_atomic(stem + ".svg", svg.data(), svg.size());
+  io::write_json_file(out, r);
+  std::cout << "wrote " << out << ", " << stem << ".csv, " << stem << ".svg: " << r["algorithm"].get<std::string>()
+            << " final return " << r["final_return"] << ", normalised " << r["final_normalised"] << " after "
+            << r["rounds"] << " rounds (" << r["seconds"] << " s)\n";
+  return 0;
+}
+
+namespace {
+
+/// A file the harness makes with one child command; done when `output` exists.
+struct Job {
+  std::string name;
+  std::vector<std::string> args;  ///< after the program name
+  fs::path output;
+  std::vector<std::size_t> after;  ///< indices of jobs that must be done first
+  bool parallel = false;           ///< may run beside others (one thread each)
+};
+
+/// The command as a user would type it here: paths under the working directory are shown relative to it.
+std::string command_line(const std::vector<std::string>& args) {
+  const std::string here = fs::current_path().string() + "/";
+  std::string s = "coordiff";
+  for (const auto& a : args) s += " " + (a.rfind(here, 0) == 0 ? a.substr(here.size()) : a);
+  return s;
+}
+
+/// Runs the coordiff binary itself with args, stdout and stderr to log; returns the exit code.
+int run_child(const std::vector<std::string>& args, const fs::path& log, int threads) {
+  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  std::vector<std::string> all{self};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> av;
+  for (auto& a : all) av.push_back(a.data());
+  av.push_back(nullptr);
+  std::vector<std::string> env_store;
+  for (char** e = environ; *e; ++e)
+    if (std::string(*e).rfind("OMP_NUM_THREADS=", 0) != 0) env_store.emplace_back(*e);
+  if (threads > 0) env_store.push_back("OMP_NUM_THREADS=" + std::to_string(threads));
+  std::vector<char*> ev;
+  for (auto& e : env_store) ev.push_back(e.data());
+  ev.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, self.c_str(), &fa, nullptr, av.data(), ev.data());
+  posix_spawn_file_actions_destroy(&fa);
+  require<IoError>(rc == 0, "table1: cannot start ", self, ": ", std::strerror(rc));
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/// Runs the jobs that are not done, respecting `after`; parallel jobs up to `jobs` at once (one thread
+/// each), the others alone with all threads. Stops at the first failure (its log is named).
+void run_jobs(std::vector<Job>& all, int jobs, const fs::path& logs) {
+  fs::create_directories(logs);
+  std::vector<int> state(all.size(), 0);  // 0 waiting, 1 running, 2 done
+  for (std::size_t i = 0; i < all.size(); ++i)
+    if (fs::exists(all[i].output)) state[i] = 2;
+  std::size_t todo = 0;
+  for (int s : state) todo += s == 0;
+  std::cerr << "table1: " << all.size() - todo << " of " << all.size() << " outputs exist; " << todo << " to make\n";
+  std::mutex m;
+  std::condition_variable cv;
+  int running = 0, running_serial = 0;
+  std::string failure;
+  std::vector<std::thread> threads;
+  const auto unblocked = [&](std::size_t i) {
+    if (state[i] != 0) return false;
+    for (std::size_t d : all[i].after)
+      if (state[d] != 2) return false;
+    return true;
+  };
+  // Serial jobs (data, models, augmentation) go first and wait for the running cells to drain; no new
+  // cell starts while one of them waits. Cells start in job order (cheap learners first).
+  const auto ready = [&](std::size_t i) {
+    if (!unblocked(i)) return false;
+    if (!all[i].parallel) return running == 0;
+    for (std::size_t k = 0; k < all.size(); ++k)
+      if (!all[k].parallel && unblocked(k)) return false;
+    return running < jobs && running_serial == 0;
+  };
+  std::unique_lock lock(m);
+  std::size_t finished = 0;
+  while (finished < todo && failure.empty()) {
+    bool started = false;
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      if (!ready(i)) continue;
+      state[i] = 1, ++running, running_serial += !all[i].parallel, started = true;
+      std::cerr << "table1: start " << all[i].name << "\n";
+      threads.emplace_back([&, i] {
+        const auto t0 = std::chrono::steady_clock::now();
+        const int rc = run_child(all[i].args, logs / (all[i].name + ".log"), all[i].parallel ? 1 : 0);
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::lock_guard g(m);
+        --running, running_serial -= !all[i].parallel, ++finished;
+        if (rc != 0 || !fs::exists(all[i].output)) {
+          failure = all[i].name + " failed (exit " + std::to_string(rc) + "); see " + (logs / (all[i].name + ".log")).string() +
+                    "\n  command: " + command_line(all[i].args);
+        } else {
+          state[i] = 2;
+          std::cerr << "table1: done  " << all[i].name << " in " << std::fixed << std::setprecision(0) << s << " s\n";
+        }
+        cv.notify_all();
+      });
+    }
+    if (!started || running > 0) cv.wait(lock);
+  }
+  cv.wait(lock, [&] { return running == 0; });
+  lock.unlock();
+  for (auto& t : threads) t.join();
+  require<Error>(failure.empty(), "table1: ", failure);
+}
+
+double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x / static_cast<double>(v.size());
+  return s;
+}
+/// Population standard deviation (numpy's default, as offline-RL tables report).
+double std_of(const std::vector<double>& v) {
+  const double m = mean_of(v);
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m) / static_cast<double>(v.size());
+  return std::sqrt(s);
+}
+std::string fixed(double v, int digits = 1) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(digits) << v;
+  return s.str();
+}
+
+const std::map<std::string, std::string> kMethodNames = {{"original", "Original"}, {"lov", "MASTARS-LOV"}, {"sg", "MASTARS-SG"},
+                                                         {"joint", "Joint (MADiff*)"}, {"independent", "Independent"},
+                                                         {"reverse", "Reverse"}, {"random", "Random"}};
+const std::map<std::string, std::string> kLearnerNames = {{"td3bc", "MA-TD3+BC"}, {"omar", "OMAR"}, {"cfcql", "CFCQL"}};
+
+}  // namespace
+
+int table1(int argc, char** argv) {
+  const auto f = parse_flags(argc, argv, 2, {"dir", "envs", "qualities", "learners", "methods", "ablation", "seeds", "num",
+                                             "epsilon", "episodes", "model-steps", "steps", "eval-every", "eval-episodes",
+                                             "jobs", "out", "data-dir"});
+  const fs::path dir = f.count("dir") ? fs::path(f.at("dir")) : fs::path("runs/table1");
+  const auto envs = list_flag(f, "envs", {"spread"});
+  const auto qualities = list_flag(f, "qualities", {"medium-replay", "medium"});
+  const auto learners = list_flag(f, "learners", {"td3bc", "omar", "cfcql"});
+  const auto methods = list_flag(f, "methods", {"original", "lov", "sg", "joint"});
+  auto ablation = list_flag(f, "ablation", {"medium-replay"});  // qualities with the order ablation; "none"
+  if (ablation == std::vector<std::string>{"none"}) ablation.clear();
+  const auto seeds = list_flag(f, "seeds", {"0", "1", "2"});
+  const long long num = integer_flag(f, "num", 1000, 1), episodes = integer_flag(f, "episodes", 240, 1);
+  const long long model_steps = integer_flag(f, "model-steps", 25000, 1), steps = integer_flag(f, "steps", 0, 0);
+  const long long eval_every = integer_flag(f, "eval-every", 100, 0), eval_episodes = integer_flag(f, "eval-episodes", 100, 1);
+  const long long jobs = integer_flag(f, "jobs", 2, 1);
+  const double epsilon = number_flag(f, "epsilon", 0.03);
+  require<ConfigError>(epsilon > 0, "--epsilon must be > 0, got ", epsilon);
+  for (const auto& l : learners) offline::parse_algorithm(l);
+  for (const auto& m : methods) mastars::parse_method(m == "original" ? "lov" : m);
+  for (const auto& s : seeds) require<ConfigError>(s.find_first_not_of("0123456789") == std::string::npos, "--seeds must be integers, got '", s, "'");
+  const fs::path out = f.count("out") ? fs::path(f.at("out")) : fs::path("docs/results.md");
+  // Bundled datasets (<data-dir>/<env>_<quality>.npz) and models (<data-dir>/mastars/<env>_<quality>/) are
+  // used when present.
+  const fs::path data_dir = f.count("data-dir") ? fs::path(f.at("data-dir")) : fs::path(COORDIFF_DATA_DIR);
+
+  std::vector<Job> all;
+  struct Cell {
+    std::string env, quality, learner, method, seed;
+    fs::path result;
+    bool ablation;
+  };
+  std::vector<Cell> cells;
+  struct Source {  // a dataset the learners train on
+    std::string env, quality, method;
+    fs::path dataset;
+    std::size_t job;
+    bool ablation;
+  };
+  std::vector<Source> sources;
+  for (const auto& env : envs)
+    for (const auto& quality : qualities) {
+      const fs::path q = dir / env / quality;
+      std::string tag = env + "_" + quality;  // spread_medium_replay: the bundled files' names
+      std::replace(tag.begin(), tag.end(), '-', '_');
+      // Original data: the bundled file when there is one, else gen-data with the bundled behaviour policies.
+      const fs::path bundled = data_dir / (tag + ".npz");
+      const fs::path original = fs::exists(bundled) ? bundled : q / "original.npz";
+      std::size_t data_job = all.size();
+      all.push_back({tag + "_data", {"gen-data", "--env", env, "--quality", quality, "--episodes", std::to_string(episodes),
+                                     "--seed", "0", "--out", original.string()}, original, {}, false});
+      // Model: the bundled one, else trained with the bundled model's configuration.
+      const fs::path bundled_model = data_dir / "mastars" / tag;
+      const fs::path model = fs::exists(bundled_model / "diffusion.npz") ? bundled_model : q / "model";
+      const fs::path cfg = data_dir / "mastars" / "spread_medium_replay" / "config.json";
+      std::size_t aux_job = all.size();
+      all.push_back({tag + "_aux", {"train-aux", "--dataset", original.string(), "--model", model.string(), "--config", cfg.string()},
+                     model / "auxiliary.npz", {data_job}, false});
+      std::size_t model_job = all.size();
+      all.push_back({tag + "_diffusion", {"train-diffusion", "--dataset", original.string(), "--model", model.string(), "--steps",
+                                          std::to_string(model_steps)},
+                     model / "diffusion.npz", {aux_job}, false});
+      std::vector<std::string> wanted = methods;
+      if (std::find(ablation.begin(), ablation.end(), quality) != ablation.end())
+        for (const char* m : {"reverse", "random", "lov", "sg"})
+          if (std::find(wanted.begin(), wanted.end(), m) == wanted.end()) wanted.push_back(m);
+      for (const auto& method : wanted) {
+        fs::path dataset = original;
+        std::size_t dep = data_job;
+        if (method != "original") {
+          dataset = q / (method + ".npz");
+          dep = all.size();
+          all.push_back({tag + "_" + method, {"augment", "--dataset", original.string(), "--model", model.string(), "--order", method,
+                                              "--num", std::to_string(num), "--seed", "0", "--epsilon", fixed(epsilon, 4),
+                                              "--out", dataset.string()},
+                         dataset, {model_job}, false});
+        }
+        const bool is_ablation = std::find(methods.begin(), methods.end(), method) == methods.end() ||
+                                 method == "lov" || method == "sg";
+        sources.push_back({env, quality, method, dataset, dep, is_ablation});
+      }
+      fs::create_directories(q / "cells");
+    }
+  for (const auto& learner : learners)  // cheap learners first, so that every table fills early
+    for (const auto& src : sources)
+      for (const auto& seed : seeds) {
+        const fs::path result = dir / src.env / src.quality / "cells" / (learner + "_" + src.method + "_s" + seed + ".json");
+        std::vector<std::string> args{"offline-train", "--algo", learner, "--dataset", src.dataset.string(), "--seed", seed,
+                                      "--eval-every", std::to_string(eval_every), "--eval-episodes", std::to_string(eval_episodes),
+                                      "--out", result.string()};
+        if (steps > 0) args.insert(args.end(), {"--steps", std::to_string(steps)});
+        all.push_back({src.env + "_" + src.quality + "_" + learner + "_" + src.method + "_s" + seed, args, result, {src.job}, true});
+        cells.push_back({src.env, src.quality, learner, src.method, seed, result, src.ablation});
+      }
+  std::ostringstream invocation;
+  for (int i = 0; i < argc; ++i) invocation << (i ? " " : "") << (i == 0 ? "coordiff" : argv[i]);
+  std::string failure;
+  try {
+    run_jobs(all, static_cast<int>(jobs), dir / "logs");
+  } catch (const Error& e) {
+    failure = e.what();  // write what is done, then report the failure
+  }
+
+  // ---- the report -------------------------------------------------------------------------------------
+  std::map<std::string, json> results;
+  for (const auto& c : cells)
+    if (fs::exists(c.result)) results[c.result.string()] = io::read_json_file(c.result);
+  std::vector<std::pair<std::string, std::string>> columns;  // env, quality
+  for (const auto& env : envs)
+    for (const auto& quality : qualities) columns.emplace_back(env, quality);
+  auto cell_text = [&](const std::string& env, const std::string& quality, const std::string& learner, const std::string& method,
+                       std::vector<double>* seconds) {
+    std::vector<double> v;
+    for (const auto& c : cells)
+      if (c.env == env && c.quality == quality && c.learner == learner && c.method == method && results.count(c.result.string())) {
+        const auto& r = results.at(c.result.string());
+        v.push_back(r["final_normalised"].get<double>());
+        if (seconds) seconds->push_back(r["seconds"].get<double>());
+      }
+    std::size_t planned = 0;
+    for (const auto& c : cells) planned += c.env == env && c.quality == quality && c.learner == learner && c.method == method;
+    if (v.empty()) return std::string(planned ? "—" : "");
+    std::string t = fixed(mean_of(v)) + " ± " + fixed(std_of(v));
+    if (v.size() < planned) t += " (" + std::to_string(v.size()) + "/" + std::to_string(planned) + " seeds)";
+    return t;
+  };
+  std::ostringstream md;
+  md << "<!-- table1:begin (written by `coordiff table1`; edits between the markers are overwritten) -->\n\n";
+  md << "Normalised return 100 (R − R_random) / (R_expert − R_random), mean ± std (population) over seeds "
+     << [&] { std::string s; for (const auto& x : seeds) s += (s.empty() ? "" : ", ") + x; return s; }()
+     << "; each value is the final evaluation (" << eval_episodes << " fixed evaluation episodes) of one training run.\n\n";
+  auto table = [&](const std::vector<std::string>& rows, bool ablation_table) {
+    md << "| learner | data |";
+    for (const auto& [env, quality] : columns)
+      if (!ablation_table || std::find(ablation.begin(), ablation.end(), quality) != ablation.end()) md << " " << env << " " << quality << " |";
+    md << "\n|---|---|";
+    for (const auto& [env, quality] : columns)
+      if (!ablation_table || std::find(ablation.begin(), ablation.end(), quality) != ablation.end()) md << "---:|";
+    md << "\n";
+    for (const auto& learner : learners)
+      for (const auto& method : rows) {
+        md << "| " << kLearnerNames.at(learner) << " | " << kMethodNames.at(method) << " |";
+        for (const auto& [env, quality] : columns)
+          if (!ablation_table || std::find(ablation.begin(), ablation.end(), quality) != ablation.end())
+            md << " " << cell_text(env, quality, learner, method, nullptr) << " |";
+        md << "\n";
+      }
+    md << "\n";
+  };
+  md << "### Table 1: original vs augmented data\n\n";
+  table(methods, false);
+  if (!ablation.empty()) {
+    md << "### Generation-order ablation\n\n";
+    table({"reverse", "random", "lov", "sg"}, true);
+  }
+  md << "### Datasets\n\n| env | quality | data | episodes | transitions | accepted windows | acceptance | generated fraction |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|\n";
+  for (const auto& [env, quality] : columns) {
+    const fs::path q = dir / env / quality;
+    for (const auto& j : all) {
+      if (j.args.empty() || j.args[0] != "augment" || j.output.parent_path() != q || !fs::exists(j.output)) continue;
+      const fs::path report = fs::path(j.output).replace_extension(".json");
+      const json r = fs::exists(report) ? io::read_json_file(report) : json::object();
+      const auto d = data::OfflineDataset<float>::load(j.output);
+      md << "| " << env << " | " << quality << " | " << kMethodNames.at(j.args[6]) << " | " << d.episodes() << " | "
+         << d.episodes() * d.steps() << " | " << r.value("windows_accepted", 0LL) << " | " << fixed(r.value("acceptance_rate", 0.0), 3)
+         << " | " << fixed(r.value("generated_fraction", 0.0), 3) << " |\n";
+    }
+  }
+  md << "\n### Wall time per cell (seconds, mean over seeds, 1 thread per cell)\n\n| learner | data |";
+  for (const auto& [env, quality] : columns) md << " " << env << " " << quality << " |";
+  md << "\n|---|---|";
+  for (std::size_t k = 0; k < columns.size(); ++k) md << "---:|";
+  md << "\n";
+  std::vector<std::string> all_methods = methods;
+  for (const char* m : {"reverse", "random"})
+    if (!ablation.empty() && std::find(all_methods.begin(), all_methods.end(), m) == all_methods.end()) all_methods.push_back(m);
+  for (const auto& learner : learners)
+    for (const auto& method : all_methods) {
+      md << "| " << kLearnerNames.at(learner) << " | " << kMethodNames.at(method) << " |";
+      for (const auto& [env, quality] : columns) {
+        std::vector<double> s;
+        cell_text(env, quality, learner, method, &s);
+        md << " " << (s.empty() ? "" : fixed(mean_of(s), 0)) << " |";
+      }
+      md << "\n";
+    }
+  md << "\n### Commands\n\nThe harness (resumes: files that exist are kept):\n\n```\n" << invocation.str()
+     << "\n```\n\nEvery file it made, with the command that made it (any line re-runs that file alone once it is deleted):\n\n```\n";
+  const auto made_here = [&](const fs::path& p) {
+    const auto rel = fs::relative(fs::absolute(p), fs::absolute(dir));
+    return !rel.empty() && *rel.begin() != "..";
+  };
+  for (const auto& j : all)
+    if (fs::exists(j.output) && made_here(j.output)) md << command_line(j.args) << "\n";
+  md << "```\n\nBundled inputs used as they are:";
+  std::set<std::string> bundled_inputs;
+  for (const auto& j : all)
+    if (!j.parallel && fs::exists(j.output) && !made_here(j.output)) bundled_inputs.insert(j.output.parent_path().string() == data_dir.string()
+                                                                                          ? j.output.string() : j.output.parent_path().string());
+  for (const auto& b : bundled_inputs) md << " `" << b << "`";
+  md << (bundled_inputs.empty() ? " none.\n\n" : ".\n\n") << "<!-- table1:end -->\n";
+
+  // Keep hand-written text around the markers.
+  std::string before, after;
+  if (fs::exists(out)) {
+    std::ifstream in(out);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string old = ss.str();
+    const auto b = old.find("<!-- table1:begin"), e = old.find("<!-- table1:end -->");
+    if (b != std::string::npos && e != std::string::npos) {
+      before = old.substr(0, b);
+      after = old.substr(e + std::string("<!-- table1:end -->\n").size());
+    } else {
+      before = old + "\n";
+    }
+  } else {
+    before = "# Results: offline MARL on original and augmented data\n\n";
+  }
+  const std::string text = before + md.str() + after;
+  io::write_file_atomic(out, text.data(), text.size());
+  std::cout << "wrote " << out << " (" << results.size() << " of " << cells.size() << " cells done)\n";
+  require<Error>(failure.empty(), failure);
+  return 0;
+}
+
+}  // namespace coordiff::cli
