@@ -11,6 +11,8 @@
 //   coordiff table1 [--dir DIR] [--envs ...] [--qualities ...] [--learners ...] [--methods ...] [--seeds ...] ...
 //   coordiff inspect file.npz
 // Exit codes: 0 success, 2 bad arguments or input (the message names the flag or file), 1 other errors.
+#include <malloc.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -53,7 +55,7 @@ const char* kUsage =
     "  coordiff table1 [--dir DIR] [--envs spread,...] [--qualities medium-replay,medium] [--learners td3bc,omar,cfcql]\n"
     "                   [--methods original,lov,sg,joint] [--ablation medium-replay] [--seeds 0,1,2] [--num N]\n"
     "                   [--epsilon E] [--episodes N] [--model-steps N] [--steps N] [--eval-every K]\n"
-    "                   [--eval-episodes M] [--jobs J] [--out results.md]\n"
+    "                   [--eval-episodes M] [--jobs J] [--out results.md] [--data-dir DIR] [--report-only 1]\n"
     "  coordiff inspect FILE.npz\n";
 
 namespace mpe = cd::env::mpe;
@@ -245,6 +247,13 @@ int inspect(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef __GLIBC__
+  // Training steps allocate and free the same large temporaries over and over; keeping freed memory in
+  // the heap instead of returning it to the system avoids faulting in fresh zeroed pages every step
+  // (about 15 % of an offline-learner round).
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
   try {
     const std::string cmd = argc > 1 ? argv[1] : "";
     if (cmd == "gen-data") return gen_data(argc, argv);

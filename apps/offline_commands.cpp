@@ -225,7 +225,7 @@ const std::map<std::string, std::string> kLearnerNames = {{"td3bc", "MA-TD3+BC"}
 int table1(int argc, char** argv) {
   const auto f = parse_flags(argc, argv, 2, {"dir", "envs", "qualities", "learners", "methods", "ablation", "seeds", "num",
                                              "epsilon", "episodes", "model-steps", "steps", "eval-every", "eval-episodes",
-                                             "jobs", "out", "data-dir"});
+                                             "jobs", "out", "data-dir", "report-only"});
   const fs::path dir = f.count("dir") ? fs::path(f.at("dir")) : fs::path("runs/table1");
   const auto envs = list_flag(f, "envs", {"spread"});
   const auto qualities = list_flag(f, "qualities", {"medium-replay", "medium"});
@@ -316,11 +316,18 @@ int table1(int argc, char** argv) {
         all.push_back({src.env + "_" + src.quality + "_" + learner + "_" + src.method + "_s" + seed, args, result, {src.job}, true});
         cells.push_back({src.env, src.quality, learner, src.method, seed, result, src.ablation});
       }
-  std::ostringstream invocation;
-  for (int i = 0; i < argc; ++i) invocation << (i ? " " : "") << (i == 0 ? "coordiff" : argv[i]);
+  std::ostringstream invocation;  // as run, less --report-only
+  for (int i = 0; i < argc; ++i) {
+    if (std::string(argv[i]) == "--report-only") {
+      ++i;
+      continue;
+    }
+    invocation << (i ? " " : "") << (i == 0 ? "coordiff" : argv[i]);
+  }
+  const long long report_only = integer_flag(f, "report-only", 0, 0);  // 1: write the report of what exists, run nothing
   std::string failure;
   try {
-    run_jobs(all, static_cast<int>(jobs), dir / "logs");
+    if (!report_only) run_jobs(all, static_cast<int>(jobs), dir / "logs");
   } catch (const Error& e) {
     failure = e.what();  // write what is done, then report the failure
   }

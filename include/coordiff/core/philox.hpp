@@ -3,6 +3,7 @@
 // A draw is a pure function of (seed, stream, index): the same numbers come out whatever the thread
 // count or backend, which is what makes sampling reproducible. Index i of a stream lives in lane i%4
 // of block i/4, so a tensor can be filled in parallel in any order.
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -116,24 +117,40 @@ class Philox {
     return out;
   }
 
-  /// Fills t[i] = mean + stddev * normal(offset + i). Parallel-safe and order-independent.
+  /// Fills t[i] = mean + stddev * normal(offset + i). Parallel-safe and order-independent; each Philox
+  /// block (four values) is computed once.
   template <class T>
   void fill_normal(Tensor<T>& t, std::uint64_t offset = 0, T mean = T(0), T stddev = T(1)) const {
-    const index_t n = t.size();
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (index_t i = 0; i < n; ++i)
-      t[i] = static_cast<T>(mean + stddev * normal(offset + static_cast<std::uint64_t>(i)));
+    for_each_block(t.size(), offset, [&](std::uint64_t block, std::uint64_t first, std::uint64_t last) {
+      const auto n = normal4(block);
+      for (std::uint64_t idx = first; idx < last; ++idx)
+        t[static_cast<index_t>(idx - offset)] = static_cast<T>(mean + stddev * n[idx % 4]);
+    });
   }
   /// Fills t[i] uniformly in (lo, hi) from index offset + i.
   template <class T>
   void fill_uniform(Tensor<T>& t, T lo, T hi, std::uint64_t offset = 0) const {
-    const index_t n = t.size();
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (index_t i = 0; i < n; ++i)
-      t[i] = static_cast<T>(lo + (hi - lo) * uniform(offset + static_cast<std::uint64_t>(i)));
+    for_each_block(t.size(), offset, [&](std::uint64_t block, std::uint64_t first, std::uint64_t last) {
+      const PhiloxBlock b = this->block(block);
+      for (std::uint64_t idx = first; idx < last; ++idx)
+        t[static_cast<index_t>(idx - offset)] = static_cast<T>(lo + (hi - lo) * uniform_open01(b[idx % 4]));
+    });
   }
 
  private:
+  /// fn(block, first, last) for every Philox block touching indices [offset, offset + n), with the
+  /// indices [first, last) of that range inside the block.
+  template <class Fn>
+  static void for_each_block(index_t n, std::uint64_t offset, Fn&& fn) {
+    if (n <= 0) return;
+    const std::uint64_t begin = offset / 4, end = (offset + static_cast<std::uint64_t>(n) - 1) / 4 + 1;
+    const auto blocks = static_cast<std::int64_t>(end - begin);
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (std::int64_t k = 0; k < blocks; ++k) {
+      const std::uint64_t block = begin + static_cast<std::uint64_t>(k);
+      fn(block, std::max(block * 4, offset), std::min(block * 4 + 4, offset + static_cast<std::uint64_t>(n)));
+    }
+  }
   std::uint64_t seed_;
   std::uint64_t stream_;
 };

@@ -65,7 +65,10 @@ void relu_forward(const T* x, T* y, index_t n) {
 /// Subgradient 0 at x == 0, as PyTorch.
 template <class T>
 void relu_backward(const T* x, const T* dy, T* dx, index_t n) {
-  for (index_t i = 0; i < n; ++i) dx[i] = x[i] > T(0) ? dy[i] : T(0);
+  for (index_t i = 0; i < n; ++i) {
+    const T g = dy[i];  // loaded unconditionally, so the select vectorises
+    dx[i] = x[i] > T(0) ? g : T(0);
+  }
 }
 
 enum class Activation { ReLU, Mish, SiLU };

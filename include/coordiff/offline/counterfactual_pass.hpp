@@ -32,19 +32,19 @@ class CounterfactualPass {
     pre1_ = Tensor<T>({R, H_});
     for (index_t b = 0; b < B_; ++b) std::copy(L[0].bias().value.begin(), L[0].bias().value.end(), pre1_.data() + b * H_);
     backend::cpu::gemm(backend::cpu::Trans::No, backend::cpu::Trans::Yes, B_, H_, W_, T(1), x.data(), W_, w1, W_, T(1), pre1_.data(), H_);
+    // delta [G, S, B, U]: candidate minus data action; block g of the copies gets delta_g W1[:, cols_g]^T.
     delta_ = Tensor<T>({std::max<index_t>(G_, 1), std::max<index_t>(S_, 1), B_, std::max<index_t>(U_, 1)}, T(0));
-    for (index_t g = 0; g < G_; ++g)
-      for (index_t k = 0; k < S_; ++k)
-        for (index_t b = 0; b < B_; ++b) {
-          T* row = pre1_.data() + ((1 + g * S_ + k) * B_ + b) * H_;
-          std::copy(pre1_.data() + b * H_, pre1_.data() + (b + 1) * H_, row);
-          for (index_t u = 0; u < U_; ++u) {
-            const T d = candidates(g, k, b, u) - x(b, columns[static_cast<std::size_t>(g)] + u);
-            delta_(g, k, b, u) = d;
-            const index_t col = columns[static_cast<std::size_t>(g)] + u;
-            for (index_t h = 0; h < H_; ++h) row[h] += w1[h * W_ + col] * d;
-          }
-        }
+    for (index_t g = 0; g < G_; ++g) {
+      const index_t col = columns[static_cast<std::size_t>(g)];
+      for (index_t k = 0; k < S_; ++k) {
+        T* block = pre1_.data() + (1 + g * S_ + k) * B_ * H_;
+        std::copy(pre1_.data(), pre1_.data() + B_ * H_, block);
+        for (index_t b = 0; b < B_; ++b)
+          for (index_t u = 0; u < U_; ++u) delta_(g, k, b, u) = candidates(g, k, b, u) - x(b, col + u);
+      }
+      backend::cpu::gemm(backend::cpu::Trans::No, backend::cpu::Trans::Yes, S_ * B_, H_, U_, T(1), &delta_(g, 0, 0, 0), U_,
+                         w1 + col, W_, T(1), pre1_.data() + (1 + g * S_) * B_ * H_, H_);
+    }
     Tensor<T> h1(pre1_.shape());
     nn::activation_forward(nn::Activation::ReLU, pre1_.data(), h1.data(), h1.size());
     pre2_ = L[1].forward(h1);
@@ -67,20 +67,15 @@ class CounterfactualPass {
     // Every copy of data row b contributes d1_r x_b, plus d1_r delta_r on its U changed columns.
     Tensor<T> summed({B_, H_});
     std::copy(d1.data(), d1.data() + B_ * H_, summed.data());
-    for (index_t r = B_; r < R; ++r)
-      for (index_t h = 0; h < H_; ++h) summed[(r % B_) * H_ + h] += d1[r * H_ + h];
+    for (index_t j = 1; j < R / B_; ++j) {
+      const T* block = d1.data() + j * B_ * H_;
+      for (index_t i = 0; i < B_ * H_; ++i) summed[i] += block[i];
+    }
     T* gw = L[0].weight().grad.data();
     backend::cpu::gemm(backend::cpu::Trans::Yes, backend::cpu::Trans::No, H_, W_, B_, T(1), summed.data(), H_, x_.data(), W_, T(1), gw, W_);
-    for (index_t g = 0; g < G_; ++g)
-      for (index_t k = 0; k < S_; ++k)
-        for (index_t b = 0; b < B_; ++b) {
-          const T* dr = d1.data() + ((1 + g * S_ + k) * B_ + b) * H_;
-          for (index_t u = 0; u < U_; ++u) {
-            const T d = delta_(g, k, b, u);
-            const index_t col = columns_[static_cast<std::size_t>(g)] + u;
-            for (index_t h = 0; h < H_; ++h) gw[h * W_ + col] += dr[h] * d;
-          }
-        }
+    for (index_t g = 0; g < G_; ++g)  // gw[:, cols_g] += d1_g^T delta_g
+      backend::cpu::gemm(backend::cpu::Trans::Yes, backend::cpu::Trans::No, H_, U_, S_ * B_, T(1), d1.data() + (1 + g * S_) * B_ * H_, H_,
+                         &delta_(g, 0, 0, 0), U_, T(1), gw + columns_[static_cast<std::size_t>(g)], W_);
     T* gb = L[0].bias().grad.data();
     for (index_t b = 0; b < B_; ++b)
       for (index_t h = 0; h < H_; ++h) gb[h] += summed[b * H_ + h];

@@ -39,12 +39,12 @@ ZerothOrderResult<T> zeroth_order_search(Score&& score, index_t rows, index_t ac
   Tensor<T> mu({B, U}, static_cast<T>(opt.initial_mean)), sigma({B, U}, static_cast<T>(opt.initial_std));
   Tensor<T> cand({S, B, U}), q;
   for (index_t j = 0; j < opt.iterations; ++j) {
+    Tensor<double> z({S, B, U});
+    gen.fill_normal(z, static_cast<std::uint64_t>(j * S * B * U));
     for (index_t k = 0; k < S; ++k)
       for (index_t b = 0; b < B; ++b)
-        for (index_t u = 0; u < U; ++u) {
-          const double z = gen.normal(static_cast<std::uint64_t>(((j * S + k) * B + b) * U + u));
-          cand(k, b, u) = static_cast<T>(std::clamp(static_cast<double>(mu(b, u)) + static_cast<double>(sigma(b, u)) * z, -1.0, 1.0));
-        }
+        for (index_t u = 0; u < U; ++u)
+          cand(k, b, u) = static_cast<T>(std::clamp(static_cast<double>(mu(b, u)) + static_cast<double>(sigma(b, u)) * z(k, b, u), -1.0, 1.0));
     q = score(cand);
     require_shape(q.shape(), {S, B}, "zeroth_order_search score");
     for (index_t b = 0; b < B; ++b) {
