@@ -384,6 +384,35 @@ int table1(int argc, char** argv) {
     md << "### Generation-order ablation\n\n";
     table({"reverse", "random", "lov", "sg"}, true);
   }
+  // Learning curves: mean normalised return over the seeds done, one figure per env, quality and learner.
+  const fs::path figures = out.parent_path() / "figures";
+  const std::vector<std::string> palette{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#7f7f7f"};
+  std::vector<std::string> curve_methods = methods;
+  for (const char* m : {"reverse", "random"})
+    if (!ablation.empty() && std::find(curve_methods.begin(), curve_methods.end(), m) == curve_methods.end()) curve_methods.push_back(m);
+  md << "### Learning curves\n\nMean normalised return over the seeds done, every evaluation:";
+  for (const auto& [env, quality] : columns)
+    for (const auto& learner : learners) {
+      std::vector<viz::LineSeries> series;
+      for (const auto& method : curve_methods) {
+        std::map<double, std::vector<double>> at;
+        for (const auto& c : cells)
+          if (c.env == env && c.quality == quality && c.learner == learner && c.method == method && results.count(c.result.string()))
+            for (const auto& p : results.at(c.result.string())["curve"]) at[p["round"].get<double>()].push_back(p["normalised"].get<double>());
+        if (at.empty()) continue;
+        viz::LineSeries l{kMethodNames.at(method), {}, {}, palette[series.size() % palette.size()]};
+        for (const auto& [round, v] : at) l.x.push_back(round), l.y.push_back(mean_of(v));
+        series.push_back(l);
+      }
+      if (series.empty()) continue;
+      const std::string name = "table1_" + env + "_" + quality + "_" + learner + ".svg";
+      fs::create_directories(figures);
+      const std::string svg = viz::line_plot_svg(series, {.title = kLearnerNames.at(learner) + " on " + env + " " + quality,
+                                                          .x_label = "gradient round", .y_label = "normalised return"});
+      io::write_file_atomic(figures / name, svg.data(), svg.size());
+      md << " [" << kLearnerNames.at(learner) << ", " << env << " " << quality << "](figures/" << name << ")";
+    }
+  md << ".\n\n";
   md << "### Datasets\n\n| env | quality | data | episodes | transitions | accepted windows | acceptance | generated fraction |\n"
         "|---|---|---|---:|---:|---:|---:|---:|\n";
   for (const auto& [env, quality] : columns) {

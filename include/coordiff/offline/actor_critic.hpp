@@ -29,6 +29,7 @@
 #include "coordiff/offline/conservative.hpp"
 #include "coordiff/offline/counterfactual_pass.hpp"
 #include "coordiff/offline/objective/objective.hpp"
+#include "coordiff/rl/observation_scaling.hpp"
 #include "coordiff/rl/replay_buffer.hpp"
 
 namespace coordiff::offline {
@@ -77,10 +78,7 @@ class ActorCritic {
     const index_t h = opt.hidden;
     for (index_t i = 0; i < A_; ++i) {
       auto a = std::make_unique<Actor>();
-      a->net = nn::MLP<T>({O_, h, h, U_}, nn::Activation::ReLU, rng);
-      auto& last = a->net.layers().back();  // small last layer: near-zero initial actions (DDPG)
-      last.weight().value = rng.uniform<T>(last.weight().shape(), T(-3e-3), T(3e-3));
-      last.bias().value = rng.uniform<T>(last.bias().shape(), T(-3e-3), T(3e-3));
+      a->net = rl::make_deterministic_actor<T>(O_, h, U_, rng);
       a->target = a->net;
       a->params = nn::parameters_of<T>(a->net);
       a->opt = std::make_unique<nn::optim::Adam<T>>(a->params, nn::optim::AdamOptions{.lr = opt.actor_lr});
@@ -104,13 +102,7 @@ class ActorCritic {
 
   /// Standardise observation dimension k as (o_k - mean_k) / std_k before any network sees it.
   void set_observation_scaling(const Tensor<T>& mean, const Tensor<T>& std) {
-    require_shape(mean.shape(), {O_}, "ActorCritic::set_observation_scaling mean");
-    require_shape(std.shape(), {O_}, "ActorCritic::set_observation_scaling std");
-    require_finite(mean, "ActorCritic::set_observation_scaling mean");
-    require_finite(std, "ActorCritic::set_observation_scaling std");
-    for (index_t k = 0; k < O_; ++k)
-      require<NumericError>(std[k] > 0, "ActorCritic::set_observation_scaling: std[", k, "] = ", std[k], " must be > 0");
-    obs_mean_ = mean, obs_std_ = std;
+    scaling_.set(mean, std, "ActorCritic::set_observation_scaling");
   }
 
   /// Deterministic actions [B, A, U] for observations [B, A, O].
@@ -160,8 +152,8 @@ class ActorCritic {
     std::vector<Tensor<T>> out;
     for (auto& a : actors_)
       for (auto& p : a->params) out.push_back(p.param->value);
-    out.push_back(obs_mean_);
-    out.push_back(obs_std_);
+    out.push_back(scaling_.mean());
+    out.push_back(scaling_.std());
     return out;
   }
 
@@ -198,12 +190,7 @@ class ActorCritic {
   /// Column of agent i's first action entry in critic c's input.
   index_t action_column(index_t i) const { return centralised() ? A_ * O_ + i * U_ : O_; }
 
-  Tensor<T> standardised(Tensor<T> obs) const {
-    const index_t rows = obs.size() / O_;
-    for (index_t r = 0; r < rows; ++r)
-      for (index_t k = 0; k < O_; ++k) obs[r * O_ + k] = (obs[r * O_ + k] - obs_mean_[k]) / obs_std_[k];
-    return obs;
-  }
+  Tensor<T> standardised(Tensor<T> obs) const { return scaling_(std::move(obs)); }
   /// Critic c's input [B, W]: (o_c, a_c) or (o_1..o_N, a_1..a_N).
   Tensor<T> critic_input(index_t c, const Tensor<T>& obs, const Tensor<T>& act) const {
     const index_t B = obs.dim(0), W = critic_width();
@@ -362,7 +349,7 @@ class ActorCritic {
   index_t A_, O_, U_;
   ActorCriticOptions opt_;
   Objective objective_;
-  Tensor<T> obs_mean_{Tensor<T>({O_}, T(0))}, obs_std_{Tensor<T>({O_}, T(1))};
+  rl::ObservationScaling<T> scaling_{O_};
   std::vector<std::unique_ptr<Actor>> actors_;
   std::vector<std::unique_ptr<Critic>> critics_;
   index_t rounds_ = 0;

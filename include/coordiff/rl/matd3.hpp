@@ -22,6 +22,7 @@
 #include "coordiff/nn/optim/adam.hpp"
 #include "coordiff/nn/optim/grad_clip.hpp"
 #include "coordiff/nn/optim/polyak.hpp"
+#include "coordiff/rl/observation_scaling.hpp"
 #include "coordiff/rl/replay_buffer.hpp"
 
 namespace coordiff::rl {
@@ -59,10 +60,7 @@ class Matd3 {
     const index_t in_critic = A_ * (O_ + U_), h = opt.hidden;
     for (index_t i = 0; i < A_; ++i) {
       auto n = std::make_unique<Nets>();
-      n->actor = nn::MLP<T>({O_, h, h, U_}, nn::Activation::ReLU, rng);
-      auto& last = n->actor.layers().back();
-      last.weight().value = rng.uniform<T>(last.weight().shape(), T(-3e-3), T(3e-3));
-      last.bias().value = rng.uniform<T>(last.bias().shape(), T(-3e-3), T(3e-3));
+      n->actor = make_deterministic_actor<T>(O_, h, U_, rng);
       n->critic1 = nn::MLP<T>({in_critic, h, h, 1}, nn::Activation::ReLU, rng);
       n->critic2 = nn::MLP<T>({in_critic, h, h, 1}, nn::Activation::ReLU, rng);
       n->actor_target = n->actor, n->critic1_target = n->critic1, n->critic2_target = n->critic2;
@@ -79,13 +77,7 @@ class Matd3 {
 
   /// Standardise every observation dimension k as (o_k - mean_k) / std_k before the networks see it.
   void set_observation_scaling(const Tensor<T>& mean, const Tensor<T>& std) {
-    require_shape(mean.shape(), {O_}, "Matd3::set_observation_scaling mean");
-    require_shape(std.shape(), {O_}, "Matd3::set_observation_scaling std");
-    require_finite(mean, "Matd3::set_observation_scaling mean");
-    require_finite(std, "Matd3::set_observation_scaling std");
-    for (index_t k = 0; k < O_; ++k)
-      require<NumericError>(std[k] > 0, "Matd3::set_observation_scaling: std[", k, "] = ", std[k], " must be > 0");
-    obs_mean_ = mean, obs_std_ = std;
+    scaling_.set(mean, std, "Matd3::set_observation_scaling");
   }
 
   /// Actions [B, A, U] for observations [B, A, O]; with explore, Gaussian noise from Philox(seed, draw).
@@ -149,8 +141,8 @@ class Matd3 {
     std::vector<Tensor<T>> out;
     for (auto& n : agents_)
       for (auto& p : n->actor_params) out.push_back(p.param->value);
-    out.push_back(obs_mean_);
-    out.push_back(obs_std_);
+    out.push_back(scaling_.mean());
+    out.push_back(scaling_.std());
     return out;
   }
   void set_actor_state(const std::vector<Tensor<T>>& state) {
@@ -184,12 +176,7 @@ class Matd3 {
     std::unique_ptr<nn::optim::Adam<T>> actor_opt, critic_opt;
   };
 
-  Tensor<T> standardised(Tensor<T> obs) const {
-    const index_t rows = obs.size() / O_;
-    for (index_t r = 0; r < rows; ++r)
-      for (index_t k = 0; k < O_; ++k) obs[r * O_ + k] = (obs[r * O_ + k] - obs_mean_[k]) / obs_std_[k];
-    return obs;
-  }
+  Tensor<T> standardised(Tensor<T> obs) const { return scaling_(std::move(obs)); }
   Tensor<T> agent_obs(const Tensor<T>& obs, index_t i) const {
     const index_t B = obs.dim(0);
     Tensor<T> o({B, O_});
@@ -268,7 +255,7 @@ class Matd3 {
 
   index_t A_, O_, U_;
   Matd3Options opt_;
-  Tensor<T> obs_mean_{Tensor<T>({O_}, T(0))}, obs_std_{Tensor<T>({O_}, T(1))};
+  ObservationScaling<T> scaling_{O_};
   std::vector<std::unique_ptr<Nets>> agents_;
   index_t updates_ = 0;
 };
