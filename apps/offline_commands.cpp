@@ -99,11 +99,14 @@ struct Job {
   bool parallel = false;           ///< may run beside others (one thread each)
 };
 
-/// The command as a user would type it here: paths under the working directory are shown relative to it.
-std::string command_line(const std::vector<std::string>& args) {
+/// A path as a user would type it here: relative to the working directory when under it.
+std::string shown(const std::string& path) {
   const std::string here = fs::current_path().string() + "/";
+  return path.rfind(here, 0) == 0 ? path.substr(here.size()) : path;
+}
+std::string command_line(const std::vector<std::string>& args) {
   std::string s = "coordiff";
-  for (const auto& a : args) s += " " + (a.rfind(here, 0) == 0 ? a.substr(here.size()) : a);
+  for (const auto& a : args) s += " " + shown(a);
   return s;
 }
 
@@ -458,7 +461,7 @@ int table1(int argc, char** argv) {
   for (const auto& j : all)
     if (!j.parallel && fs::exists(j.output) && !made_here(j.output)) bundled_inputs.insert(j.output.parent_path().string() == data_dir.string()
                                                                                           ? j.output.string() : j.output.parent_path().string());
-  for (const auto& b : bundled_inputs) md << " `" << b << "`";
+  for (const auto& b : bundled_inputs) md << " `" << shown(b) << "`";
   md << (bundled_inputs.empty() ? " none.\n\n" : ".\n\n") << "<!-- table1:end -->\n";
 
   // Keep hand-written text around the markers.

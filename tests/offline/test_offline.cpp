@@ -217,7 +217,7 @@ TEST_CASE("offline learners: same seed same weights, published settings, bad inp
   CHECK_THROWS_AS(l.act(Tensor<float>({1, 3, 1})), ShapeError);
 }
 
-TEST_CASE("transitions_buffer: every transition of a dataset once") {
+TEST_CASE("transitions_buffer: every valid transition once, padding after a timeout left out") {
   data::OfflineDataset<float> d;
   const index_t E = 2, T = 3, A = 2, O = 2, U = 1;
   d.observations = Tensor<float>({E, T, A, O});
@@ -228,21 +228,34 @@ TEST_CASE("transitions_buffer: every transition of a dataset once") {
   d.rewards = Tensor<float>({E, T, A}, 1.f);
   d.terminals = Tensor<float>({E, T}, 0.f);
   d.terminals(1, 2) = 1.f;
+  d.timeouts = Tensor<float>({E, T}, 0.f);
+  d.timeouts(0, 1) = 1.f;  // episode 0 is a 2-step window; its step 2 is padding
+  d.observations(0, 2, 0, 0) = 1000.f;
   d.states = Tensor<float>({E, T, 4});
   const auto buf = transitions_buffer(d);
-  CHECK(buf.size() == E * T);
-  const auto s = buf.sample(200, 1, 0);
+  CHECK(buf.size() == 2 + 3);
+  const auto s = buf.sample(300, 1, 0);
   int terminal = 0;
-  for (index_t b = 0; b < 200; ++b) {
+  for (index_t b = 0; b < 300; ++b) {
+    CHECK(s.obs(b, 0, 0) != 1000.f);
     CHECK(s.next_obs(b, 1, 1) == s.obs(b, 1, 1) + 0.5f);
     const auto row = static_cast<index_t>(s.obs(b, 0, 0)) / (A * O);  // transition index e * T + t
     CHECK(s.done[b] == (row == E * T - 1 ? 1.f : 0.f));
     terminal += s.done[b] == 1.f;
   }
   CHECK(terminal > 0);
+  // Observation moments over the valid steps only: feature 0 of agents 0 and 1 at rows 0, 1, 3, 4, 5.
   const auto [mean, sd] = data::observation_moments(d);
-  CHECK(mean[0] == doctest::Approx((0 + 2 + 4 + 6 + 8 + 10 + 12 + 14 + 16 + 18 + 20 + 22) / 12.0));
+  CHECK(mean[0] == doctest::Approx((0 + 2 + 4 + 6 + 12 + 14 + 16 + 18 + 20 + 22) / 10.0));
   CHECK(sd[0] > 0);
+  // Without next observations: o' is the next step's observation; a timed-out last step is dropped, a
+  // terminal one kept.
+  d.next_observations = Tensor<float>();
+  const auto derived = transitions_buffer(d);
+  CHECK(derived.size() == 1 + 3);
+  const auto s2 = derived.sample(200, 2, 0);
+  for (index_t b = 0; b < 200; ++b)
+    if (s2.done[b] == 0.f) CHECK(s2.next_obs(b, 0, 0) == s2.obs(b, 0, 0) + A * O);
 }
 
 TEST_CASE("CounterfactualPass equals a plain forward and backward over the explicit counterfactual rows") {

@@ -119,20 +119,26 @@ struct OfflineDataset {
   }
 };
 
-/// Per-dimension mean and std of the observations of the first `episodes` episodes (all when < 0), for
-/// a fixed input standardisation; std 1 and mean 0 where a dimension is constant (e.g. spread's silent
-/// communication channels).
+/// Per-dimension mean and std of the observations of the first `episodes` episodes (all when < 0), over
+/// each episode's valid steps (episode_length), for a fixed input standardisation; std 1 and mean 0 where a
+/// dimension is constant (e.g. spread's silent communication channels).
 template <class T>
 std::pair<Tensor<T>, Tensor<T>> observation_moments(const OfflineDataset<T>& d, index_t episodes = -1) {
   const index_t E = episodes < 0 ? d.episodes() : std::min(episodes, d.episodes());
-  const index_t O = d.obs_dim(), rows = E * d.steps() * d.agents();
-  require<ShapeError>(rows > 0, "observation_moments: no observations");
+  const index_t O = d.obs_dim(), per_step = d.agents() * O;
   std::vector<double> s1(static_cast<std::size_t>(O)), s2(static_cast<std::size_t>(O));
-  for (index_t r = 0; r < rows; ++r)
-    for (index_t k = 0; k < O; ++k) {
-      const double v = d.observations[r * O + k];
-      s1[static_cast<std::size_t>(k)] += v, s2[static_cast<std::size_t>(k)] += v * v;
-    }
+  index_t rows = 0;
+  for (index_t e = 0; e < E; ++e) {
+    const index_t len = d.episode_length(e);
+    const T* x = d.observations.data() + e * d.steps() * per_step;
+    for (index_t r = 0; r < len * d.agents(); ++r)
+      for (index_t k = 0; k < O; ++k) {
+        const double v = x[r * O + k];
+        s1[static_cast<std::size_t>(k)] += v, s2[static_cast<std::size_t>(k)] += v * v;
+      }
+    rows += len * d.agents();
+  }
+  require<ShapeError>(rows > 0, "observation_moments: no observations");
   Tensor<T> mean({O}), sd({O});
   for (index_t k = 0; k < O; ++k) {
     const double m = s1[static_cast<std::size_t>(k)] / static_cast<double>(rows);
