@@ -425,8 +425,10 @@ int table1(int argc, char** argv) {
       const fs::path report = fs::path(j.output).replace_extension(".json");
       const json r = fs::exists(report) ? io::read_json_file(report) : json::object();
       const auto d = data::OfflineDataset<float>::load(j.output);
+      index_t transitions = 0;
+      for (index_t e = 0; e < d.episodes(); ++e) transitions += d.episode_length(e);
       md << "| " << env << " | " << quality << " | " << kMethodNames.at(j.args[6]) << " | " << d.episodes() << " | "
-         << d.episodes() * d.steps() << " | " << r.value("windows_accepted", 0LL) << " | " << fixed(r.value("acceptance_rate", 0.0), 3)
+         << transitions << " | " << r.value("windows_accepted", 0LL) << " | " << fixed(r.value("acceptance_rate", 0.0), 3)
          << " | " << fixed(r.value("generated_fraction", 0.0), 3) << " |\n";
     }
   }
