@@ -42,7 +42,7 @@ using nlohmann::json;
 
 int offline_train(int argc, char** argv) {
   const auto f = parse_flags(argc, argv, 2, {"algo", "dataset", "steps", "seed", "eval-every", "eval-episodes", "env",
-                                             "quality", "out", "behaviour", "threads"});
+                                             "quality", "out", "behaviour", "threads", "actor-lr", "critic-lr", "cql-alpha", "batch"});
   // One thread by default: these networks are small (cells run side by side instead), and Eigen's
   // multi-threaded products round differently, so a result is reproducible bit for bit only at a fixed
   // thread count.
@@ -55,6 +55,13 @@ int offline_train(int argc, char** argv) {
   spec.seed = static_cast<std::uint64_t>(integer_flag(f, "seed", 0, 0));
   spec.eval_every = integer_flag(f, "eval-every", 100, 0);
   spec.eval_episodes = integer_flag(f, "eval-episodes", 100, 1);
+  spec.actor_lr = number_flag(f, "actor-lr", -1);
+  spec.critic_lr = number_flag(f, "critic-lr", -1);
+  spec.cql_alpha = number_flag(f, "cql-alpha", -1);
+  spec.batch_size = integer_flag(f, "batch", -1, 1);
+  require<ConfigError>(!f.count("actor-lr") || spec.actor_lr > 0, "--actor-lr must be > 0");
+  require<ConfigError>(!f.count("critic-lr") || spec.critic_lr > 0, "--critic-lr must be > 0");
+  require<ConfigError>(!f.count("cql-alpha") || spec.cql_alpha >= 0, "--cql-alpha must be >= 0");
   if (f.count("env")) spec.env = f.at("env");
   if (f.count("quality")) spec.quality = f.at("quality");
   spec.behaviour = f.count("behaviour") ? fs::path(f.at("behaviour")) : fs::path();

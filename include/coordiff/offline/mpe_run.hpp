@@ -26,6 +26,9 @@ struct MpeRunSpec {
   index_t eval_every = 100;
   index_t eval_episodes = 100;
   std::filesystem::path behaviour;  ///< reference returns when the dataset's meta has none
+  /// Overrides of the published settings (negative: keep the published value).
+  double actor_lr = -1, critic_lr = -1, cql_alpha = -1;
+  index_t batch_size = -1;
 };
 
 namespace detail {
@@ -61,6 +64,10 @@ inline nlohmann::json run_offline_mpe(const MpeRunSpec& spec, std::ostream* prog
 
   LearnerSettings s = published_settings(spec.algorithm, env, quality);
   if (spec.rounds > 0) s.rounds = spec.rounds;
+  if (spec.actor_lr > 0) s.options.actor_lr = spec.actor_lr;
+  if (spec.critic_lr > 0) s.options.critic_lr = spec.critic_lr;
+  if (spec.cql_alpha >= 0) s.options.cql_alpha = spec.cql_alpha;
+  if (spec.batch_size > 0) s.options.batch_size = spec.batch_size;
   s.options.seed = spec.seed;
   const rl::ReplayBuffer<float> buffer = transitions_buffer(d);
   const auto [mean, sd] = data::observation_moments(d);
