@@ -5,14 +5,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-scripts/install_deps.sh bench
 threads=${1:-$(nproc)}
-build=${COORDIFF_BENCH_BUILD_DIR:-build/bench}
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOORDIFF_BUILD_BENCHMARKS=ON \
-  -DCOORDIFF_BUILD_TESTS=OFF -DCOORDIFF_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build "$build" -j"$(nproc)" --target bench_nn
-out="$build/results"
-mkdir -p "$out"
+source benchmarks/build_bench.sh
+build_bench bench_nn
 /usr/bin/python3 benchmarks/peer/bench_nn_torch.py --threads "$threads" --weights "$out/nn_weights.npz" --json "$out/torch.json"
 OMP_NUM_THREADS=$threads "$build/benchmarks/bench_nn" --weights="$out/nn_weights.npz" --threads="$threads" \
   --benchmark_format=json --benchmark_out="$out/coordiff.json" --benchmark_out_format=json >/dev/null

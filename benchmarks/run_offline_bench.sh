@@ -5,15 +5,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-scripts/install_deps.sh bench
 threads=${1:-1}
 min_time=${2:-2.0}
-build=${COORDIFF_BENCH_BUILD_DIR:-build/bench}
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOORDIFF_BUILD_BENCHMARKS=ON \
-  -DCOORDIFF_BUILD_TESTS=OFF -DCOORDIFF_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build "$build" -j"$(nproc)" --target bench_offline
-out="$build/results"
-mkdir -p "$out"
+source benchmarks/build_bench.sh
+build_bench bench_offline
 /usr/bin/python3 benchmarks/peer/bench_offline_torch.py --threads "$threads" --min-time "$min_time" --json "$out/offline_torch.json"
 OMP_NUM_THREADS=$threads "$build/benchmarks/bench_offline" --benchmark_min_time="$min_time" --benchmark_format=json \
   --benchmark_out="$out/offline_coordiff.json" --benchmark_out_format=json >/dev/null

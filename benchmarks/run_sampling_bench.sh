@@ -6,15 +6,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-scripts/install_deps.sh bench
 threads=${1:-$(nproc)}
 min_time=${2:-1.0}
-build=${COORDIFF_BENCH_BUILD_DIR:-build/bench}
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOORDIFF_BUILD_BENCHMARKS=ON \
-  -DCOORDIFF_BUILD_TESTS=OFF -DCOORDIFF_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build "$build" -j"$(nproc)" --target bench_sampling
-out="$build/results"
-mkdir -p "$out"
+source benchmarks/build_bench.sh
+build_bench bench_sampling
 /usr/bin/python3 benchmarks/peer/bench_sampling_torch.py --threads "$threads" --min-time "$min_time" \
   --weights "$out/sampling_weights.npz" --json "$out/sampling_torch.json"
 OMP_NUM_THREADS=$threads "$build/benchmarks/bench_sampling" --weights="$out/sampling_weights.npz" --threads="$threads" \
