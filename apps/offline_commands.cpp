@@ -243,6 +243,9 @@ int table1(int argc, char** argv) {
   const auto methods = list_flag(f, "methods", {"original", "lov", "sg", "joint"});
   auto ablation = list_flag(f, "ablation", {"medium-replay"});  // qualities with the order ablation; "none"
   if (ablation == std::vector<std::string>{"none"}) ablation.clear();
+  const auto has_ablation = [&](const std::string& quality) {
+    return std::find(ablation.begin(), ablation.end(), quality) != ablation.end();
+  };
   const auto seeds = list_flag(f, "seeds", {"0", "1", "2"});
   const long long num = integer_flag(f, "num", 1000, 1), episodes = integer_flag(f, "episodes", 240, 1);
   const long long model_steps = integer_flag(f, "model-steps", 25000, 1), steps = integer_flag(f, "steps", 0, 0);
@@ -262,14 +265,12 @@ int table1(int argc, char** argv) {
   struct Cell {
     std::string env, quality, learner, method, seed;
     fs::path result;
-    bool ablation;
   };
   std::vector<Cell> cells;
   struct Source {  // a dataset the learners train on
     std::string env, quality, method;
     fs::path dataset;
     std::size_t job;
-    bool ablation;
   };
   std::vector<Source> sources;
   for (const auto& env : envs)
@@ -295,7 +296,7 @@ int table1(int argc, char** argv) {
                                           std::to_string(model_steps)},
                      model / "diffusion.npz", {aux_job}, false});
       std::vector<std::string> wanted = methods;
-      if (std::find(ablation.begin(), ablation.end(), quality) != ablation.end())
+      if (has_ablation(quality))
         for (const char* m : {"reverse", "random", "lov", "sg"})
           if (std::find(wanted.begin(), wanted.end(), m) == wanted.end()) wanted.push_back(m);
       for (const auto& method : wanted) {
@@ -309,9 +310,7 @@ int table1(int argc, char** argv) {
                                               "--out", dataset.string()},
                          dataset, {model_job}, false});
         }
-        const bool is_ablation = std::find(methods.begin(), methods.end(), method) == methods.end() ||
-                                 method == "lov" || method == "sg";
-        sources.push_back({env, quality, method, dataset, dep, is_ablation});
+        sources.push_back({env, quality, method, dataset, dep});
       }
       fs::create_directories(q / "cells");
     }
@@ -324,7 +323,7 @@ int table1(int argc, char** argv) {
                                       "--out", result.string()};
         if (steps > 0) args.insert(args.end(), {"--steps", std::to_string(steps)});
         all.push_back({src.env + "_" + src.quality + "_" + learner + "_" + src.method + "_s" + seed, args, result, {src.job}, true});
-        cells.push_back({src.env, src.quality, learner, src.method, seed, result, src.ablation});
+        cells.push_back({src.env, src.quality, learner, src.method, seed, result});
       }
   std::ostringstream invocation;  // as run, less --report-only
   for (int i = 0; i < argc; ++i) {
@@ -346,6 +345,10 @@ int table1(int argc, char** argv) {
   std::map<std::string, json> results;
   for (const auto& c : cells)
     if (fs::exists(c.result)) results[c.result.string()] = io::read_json_file(c.result);
+  std::vector<std::string> reported_methods = methods;  // Table 1's, then the ablation's other orders
+  for (const char* m : {"reverse", "random"})
+    if (!ablation.empty() && std::find(reported_methods.begin(), reported_methods.end(), m) == reported_methods.end())
+      reported_methods.push_back(m);
   std::vector<std::pair<std::string, std::string>> columns;  // env, quality
   for (const auto& env : envs)
     for (const auto& quality : qualities) columns.emplace_back(env, quality);
@@ -373,16 +376,16 @@ int table1(int argc, char** argv) {
   auto table = [&](const std::vector<std::string>& rows, bool ablation_table) {
     md << "| learner | data |";
     for (const auto& [env, quality] : columns)
-      if (!ablation_table || std::find(ablation.begin(), ablation.end(), quality) != ablation.end()) md << " " << env << " " << quality << " |";
+      if (!ablation_table || has_ablation(quality)) md << " " << env << " " << quality << " |";
     md << "\n|---|---|";
     for (const auto& [env, quality] : columns)
-      if (!ablation_table || std::find(ablation.begin(), ablation.end(), quality) != ablation.end()) md << "---:|";
+      if (!ablation_table || has_ablation(quality)) md << "---:|";
     md << "\n";
     for (const auto& learner : learners)
       for (const auto& method : rows) {
         md << "| " << kLearnerNames.at(learner) << " | " << kMethodNames.at(method) << " |";
         for (const auto& [env, quality] : columns)
-          if (!ablation_table || std::find(ablation.begin(), ablation.end(), quality) != ablation.end())
+          if (!ablation_table || has_ablation(quality))
             md << " " << cell_text(env, quality, learner, method, nullptr) << " |";
         md << "\n";
       }
@@ -397,14 +400,11 @@ int table1(int argc, char** argv) {
   // Learning curves: mean normalised return over the seeds done, one figure per env, quality and learner.
   const fs::path figures = out.parent_path() / "figures";
   const std::vector<std::string> palette{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#7f7f7f"};
-  std::vector<std::string> curve_methods = methods;
-  for (const char* m : {"reverse", "random"})
-    if (!ablation.empty() && std::find(curve_methods.begin(), curve_methods.end(), m) == curve_methods.end()) curve_methods.push_back(m);
   md << "### Learning curves\n\nMean normalised return over the seeds done, every evaluation:";
   for (const auto& [env, quality] : columns)
     for (const auto& learner : learners) {
       std::vector<viz::LineSeries> series;
-      for (const auto& method : curve_methods) {
+      for (const auto& method : reported_methods) {
         std::map<double, std::vector<double>> at;
         for (const auto& c : cells)
           if (c.env == env && c.quality == quality && c.learner == learner && c.method == method && results.count(c.result.string()))
@@ -425,30 +425,24 @@ int table1(int argc, char** argv) {
   md << ".\n\n";
   md << "### Datasets\n\n| env | quality | data | episodes | transitions | accepted windows | acceptance | generated fraction |\n"
         "|---|---|---|---:|---:|---:|---:|---:|\n";
-  for (const auto& [env, quality] : columns) {
-    const fs::path q = dir / env / quality;
-    for (const auto& j : all) {
-      if (j.args.empty() || j.args[0] != "augment" || j.output.parent_path() != q || !fs::exists(j.output)) continue;
-      const fs::path report = fs::path(j.output).replace_extension(".json");
-      const json r = fs::exists(report) ? io::read_json_file(report) : json::object();
-      const auto d = data::OfflineDataset<float>::load(j.output);
-      index_t transitions = 0;
-      for (index_t e = 0; e < d.episodes(); ++e) transitions += d.episode_length(e);
-      md << "| " << env << " | " << quality << " | " << kMethodNames.at(j.args[6]) << " | " << d.episodes() << " | "
-         << transitions << " | " << r.value("windows_accepted", 0LL) << " | " << fixed(r.value("acceptance_rate", 0.0), 3)
-         << " | " << fixed(r.value("generated_fraction", 0.0), 3) << " |\n";
-    }
+  for (const auto& src : sources) {
+    if (src.method == "original" || !fs::exists(src.dataset)) continue;
+    const fs::path report = fs::path(src.dataset).replace_extension(".json");
+    const json r = fs::exists(report) ? io::read_json_file(report) : json::object();
+    const auto d = data::OfflineDataset<float>::load(src.dataset);
+    index_t transitions = 0;
+    for (index_t e = 0; e < d.episodes(); ++e) transitions += d.episode_length(e);
+    md << "| " << src.env << " | " << src.quality << " | " << kMethodNames.at(src.method) << " | " << d.episodes() << " | "
+       << transitions << " | " << r.value("windows_accepted", 0LL) << " | " << fixed(r.value("acceptance_rate", 0.0), 3)
+       << " | " << fixed(r.value("generated_fraction", 0.0), 3) << " |\n";
   }
   md << "\n### Wall time per cell (seconds, mean over seeds, 1 thread per cell)\n\n| learner | data |";
   for (const auto& [env, quality] : columns) md << " " << env << " " << quality << " |";
   md << "\n|---|---|";
   for (std::size_t k = 0; k < columns.size(); ++k) md << "---:|";
   md << "\n";
-  std::vector<std::string> all_methods = methods;
-  for (const char* m : {"reverse", "random"})
-    if (!ablation.empty() && std::find(all_methods.begin(), all_methods.end(), m) == all_methods.end()) all_methods.push_back(m);
   for (const auto& learner : learners)
-    for (const auto& method : all_methods) {
+    for (const auto& method : reported_methods) {
       md << "| " << kLearnerNames.at(learner) << " | " << kMethodNames.at(method) << " |";
       for (const auto& [env, quality] : columns) {
         std::vector<double> s;

@@ -60,7 +60,7 @@ inline nlohmann::json run_offline_mpe(const MpeRunSpec& spec, std::ostream* prog
     random_return = p.random_return, expert_return = p.expert_return;
   }
   require<FormatError>(expert_return != random_return, where, ": expert and random reference returns are equal");
-  const auto normalise = [=](double R) { return 100.0 * (R - random_return) / (expert_return - random_return); };
+  const auto normalise = [=](double R) { return env::mpe::normalised_return(R, random_return, expert_return); };
 
   LearnerSettings s = published_settings(spec.algorithm, env, quality);
   if (spec.rounds > 0) s.rounds = spec.rounds;

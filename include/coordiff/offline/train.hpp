@@ -6,10 +6,10 @@
 // the CLI), so the loop knows nothing of environments.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <functional>
 #include <ostream>
 #include <sstream>
-#include <utility>
 #include <vector>
 
 #include "coordiff/core/progress.hpp"
@@ -26,24 +26,27 @@ inline rl::ReplayBuffer<float> transitions_buffer(const data::OfflineDataset<flo
   d.validate();
   const index_t E = d.episodes(), T = d.steps(), A = d.agents(), O = d.obs_dim(), U = d.act_dim();
   const bool has_next = !d.next_observations.empty();
-  std::vector<std::pair<index_t, index_t>> steps;  // (e, t) of every transition kept
+  struct Step {
+    index_t e, t, length;  // a kept transition and its episode's length
+  };
+  std::vector<Step> steps;
   for (index_t e = 0; e < E; ++e) {
     const index_t len = d.episode_length(e);
     for (index_t t = 0; t < len; ++t)
-      if (has_next || t + 1 < len || d.terminals(e, t) != 0.f) steps.emplace_back(e, t);
+      if (has_next || t + 1 < len || d.terminals(e, t) != 0.f) steps.push_back({e, t, len});
   }
   const auto N = static_cast<index_t>(steps.size());
   require<ShapeError>(N > 0, "transitions_buffer: the dataset holds no transition");
   rl::TransitionBatch<float> all{Tensor<float>({N, A, O}), Tensor<float>({N, A, U}), Tensor<float>({N, A}),
                                  Tensor<float>({N, A, O}), Tensor<float>({N})};
   for (index_t n = 0; n < N; ++n) {
-    const auto [e, t] = steps[static_cast<std::size_t>(n)];
+    const auto [e, t, len] = steps[static_cast<std::size_t>(n)];
     const index_t row = e * T + t;
     std::copy_n(d.observations.data() + row * A * O, A * O, all.obs.data() + n * A * O);
     std::copy_n(d.actions.data() + row * A * U, A * U, all.actions.data() + n * A * U);
     std::copy_n(d.rewards.data() + row * A, A, all.rewards.data() + n * A);
     const float* next = has_next ? d.next_observations.data() + row * A * O
-                                 : d.observations.data() + (t + 1 < d.episode_length(e) ? row + 1 : row) * A * O;
+                                 : d.observations.data() + (t + 1 < len ? row + 1 : row) * A * O;
     std::copy_n(next, A * O, all.next_obs.data() + n * A * O);
     all.done[n] = d.terminals(e, t);
   }

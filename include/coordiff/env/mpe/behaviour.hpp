@@ -23,6 +23,11 @@
 
 namespace coordiff::env::mpe {
 
+/// The normalised return (D4RL, OMAR): 100 (R - R_random) / (R_expert - R_random).
+inline double normalised_return(double R, double random_return, double expert_return) {
+  return 100.0 * (R - random_return) / (expert_return - random_return);
+}
+
 /// Episodes that evaluation and the reference returns are measured on: Philox seed of the resets.
 inline constexpr std::uint64_t kEvaluationSeed = 0x6576616cull;
 
@@ -165,7 +170,7 @@ struct BehaviourPolicies {
   index_t reference_episodes = 0;
 
   /// 100 (R - R_random) / (R_expert - R_random).
-  double normalised(double R) const { return 100.0 * (R - random_return) / (expert_return - random_return); }
+  double normalised(double R) const { return normalised_return(R, random_return, expert_return); }
 
   void save(const std::filesystem::path& path) const {
     io::NpzWriter w;
