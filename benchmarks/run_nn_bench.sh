@@ -12,18 +12,14 @@ build_bench bench_nn
 OMP_NUM_THREADS=$threads "$build/benchmarks/bench_nn" --weights="$out/nn_weights.npz" --threads="$threads" \
   --benchmark_format=json --benchmark_out="$out/coordiff.json" --benchmark_out_format=json >/dev/null
 /usr/bin/python3 - "$out/torch.json" "$out/coordiff.json" <<'PY'
-import json, sys
-torch = {r["name"]: r for r in json.load(open(sys.argv[1]))["runs"]}
-ours = json.load(open(sys.argv[2]))
-ctx = ours["context"]
-print(f"machine: {ctx.get('host_name','?')}, {ctx['num_cpus']} CPUs @ {ctx['mhz_per_cpu']} MHz; threads {json.load(open(sys.argv[1]))['threads']}; torch {json.load(open(sys.argv[1]))['torch']}\n")
+import sys
+sys.path.insert(0, "benchmarks/peer")
+from bench_report import load, pairs
+peer, ours, machine = load(sys.argv[1], sys.argv[2])
+print(machine + "\n")
 print("| network / pass / batch | coordiff ms | PyTorch ms | speed-up | coordiff GFLOP/s | PyTorch GFLOP/s |")
 print("|---|---:|---:|---:|---:|---:|")
-for b in ours["benchmarks"]:
-    name = b["name"].replace("/real_time", "").replace("/min_time:2.000", "")
-    t = torch.get(name)
-    if t is None:
-        continue
+for name, b, t in pairs(peer, ours):
     ms = b["real_time"] if b["time_unit"] == "ms" else b["real_time"] / 1e6
     tms = t["seconds"] * 1e3
     print(f"| {name} | {ms:.2f} | {tms:.2f} | {tms / ms:.2f}x | {t['flops'] / ms / 1e6:.1f} | {t['flops'] / tms / 1e6:.1f} |")

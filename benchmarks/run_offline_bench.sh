@@ -13,19 +13,14 @@ build_bench bench_offline
 OMP_NUM_THREADS=$threads "$build/benchmarks/bench_offline" --benchmark_min_time="$min_time" --benchmark_format=json \
   --benchmark_out="$out/offline_coordiff.json" --benchmark_out_format=json >/dev/null
 /usr/bin/python3 - "$out/offline_torch.json" "$out/offline_coordiff.json" <<'PY'
-import json, re, sys
-peer = json.load(open(sys.argv[1]))
-torch = {r["name"]: r for r in peer["runs"]}
-ours = json.load(open(sys.argv[2]))
-ctx = ours["context"]
-print(f"machine: {ctx.get('host_name','?')}, {ctx['num_cpus']} CPUs @ {ctx['mhz_per_cpu']} MHz; threads {peer['threads']}; torch {peer['torch']}\n")
+import sys
+sys.path.insert(0, "benchmarks/peer")
+from bench_report import load, pairs
+peer, ours, machine = load(sys.argv[1], sys.argv[2])
+print(machine + "\n")
 print("| round | coordiff ms | PyTorch ms | speed-up | coordiff GFLOP/s |")
 print("|---|---:|---:|---:|---:|")
-for b in ours["benchmarks"]:
-    name = re.sub(r"/(min_time:[0-9.]+|real_time)", "", b["name"])
-    t = torch.get(name)
-    if t is None:
-        continue
+for name, b, t in pairs(peer, ours):
     ms = b["real_time"]
     print(f"| {name} | {ms:.1f} | {t['ms_per_round']:.1f} | {t['ms_per_round'] / ms:.2f}x | {b['GFLOP/s']:.1f} |")
 PY

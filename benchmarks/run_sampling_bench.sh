@@ -16,20 +16,14 @@ OMP_NUM_THREADS=$threads "$build/benchmarks/bench_sampling" --weights="$out/samp
   --min-time="$min_time" --benchmark_format=json --benchmark_out="$out/sampling_coordiff.json" \
   --benchmark_out_format=json >/dev/null
 /usr/bin/python3 - "$out/sampling_torch.json" "$out/sampling_coordiff.json" <<'PY'
-import json, re, sys
-peer = json.load(open(sys.argv[1]))
-torch = {r["name"]: r for r in peer["runs"]}
-ours = json.load(open(sys.argv[2]))
-ctx = ours["context"]
-print(f"machine: {ctx.get('host_name','?')}, {ctx['num_cpus']} CPUs @ {ctx['mhz_per_cpu']} MHz; threads {peer['threads']}; "
-      f"torch {peer['torch']}; forward {peer['forward_flops_per_sample'] / 1e6:.1f} MFLOP per sample\n")
+import sys
+sys.path.insert(0, "benchmarks/peer")
+from bench_report import load, pairs
+peer, ours, machine = load(sys.argv[1], sys.argv[2])
+print(f"{machine}; forward {peer['forward_flops_per_sample'] / 1e6:.1f} MFLOP per sample\n")
 print("| step / batch | coordiff steps/s | PyTorch steps/s | speed-up | coordiff rows·steps/s | PyTorch rows·steps/s |")
 print("|---|---:|---:|---:|---:|---:|")
-for b in ours["benchmarks"]:
-    name = re.sub(r"/(min_time:[0-9.]+|real_time)", "", b["name"])
-    t = torch.get(name)
-    if t is None:
-        continue
+for name, b, t in pairs(peer, ours):
     steps = b["items_per_second"]
     rows = b["rows*steps/s"]
     print(f"| {name} | {steps:.1f} | {t['steps_per_s']:.1f} | {steps / t['steps_per_s']:.2f}x | {rows:.0f} | {t['rows_steps_per_s']:.0f} |")
