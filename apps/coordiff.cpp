@@ -55,7 +55,7 @@ const char* kUsage =
     "  coordiff table1 [--dir DIR] [--envs spread,...] [--qualities medium-replay,medium] [--learners td3bc,omar,cfcql]\n"
     "                   [--methods original,lov,sg,joint] [--ablation medium-replay] [--seeds 0,1,2] [--num N]\n"
     "                   [--epsilon E] [--episodes N] [--model-steps N] [--steps N] [--eval-every K]\n"
-    "                   [--eval-episodes M] [--jobs J] [--out results.md] [--data-dir DIR] [--report-only 1]\n"
+    "                   [--eval-episodes M] [--jobs J] [--out results.md] [--records DIR] [--data-dir DIR] [--report-only 1]\n"
     "  coordiff inspect FILE.npz\n";
 
 namespace mpe = cd::env::mpe;
@@ -221,6 +221,10 @@ int augment(int argc, char** argv) {
   a.report["dataset"] = required(f, "dataset");
   a.report["model"] = model_dir.string();
   a.report["out"] = out;
+  cd::index_t transitions = 0;
+  for (cd::index_t e = 0; e < a.dataset.episodes(); ++e) transitions += a.dataset.episode_length(e);
+  a.report["out_episodes"] = a.dataset.episodes();
+  a.report["out_transitions"] = transitions;
   cd::mastars::write_json_file(report_path, a.report);
   std::string env;
   try {

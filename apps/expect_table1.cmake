@@ -1,21 +1,32 @@
 # The Table-1 harness at toy size in WORK: bundled-style data and model copied from DATASET and MODEL into
-# WORK/data, one run that makes everything, a second run that finds everything made (resume), then one
-# cell deleted and re-made from the command line the report records for it.
+# WORK/data, one run that makes everything, a second run that finds everything made (resume), a third
+# after the intermediate files are deleted that needs none of them (the records suffice), then one cell
+# deleted and re-made by the harness (which re-makes the augmented dataset it needs) and once more from the
+# command line the report records for it; each re-made cell equals the first.
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK}/data/mastars)
 file(COPY_FILE ${DATASET} ${WORK}/data/spread_medium_replay.npz)
 file(COPY ${MODEL}/ DESTINATION ${WORK}/data/mastars/spread_medium_replay)
 set(ARGS table1 --dir ${WORK}/runs --data-dir ${WORK}/data --qualities medium-replay --learners td3bc,omar --methods original,lov
-    --ablation none --seeds 0,1 --num 4 --epsilon 0.5 --steps 2 --eval-every 0 --eval-episodes 2 --jobs 2 --out ${WORK}/results.md)
-foreach(pass first second)
+    --ablation none --seeds 0,1 --num 4 --epsilon 0.5 --steps 2 --eval-every 0 --eval-episodes 2 --jobs 2 --out ${WORK}/results.md
+    --records ${WORK}/records)
+function(run_table1 pass)
   execute_process(COMMAND ${EXE} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "${pass} table1 run exited with ${rc}\n${out}${err}")
   endif()
-  set(${pass}_err "${err}")
-endforeach()
-if(NOT first_err MATCHES "3 of 12 outputs exist; 9 to make" OR NOT second_err MATCHES "12 of 12 outputs exist; 0 to make")
+  set(${pass}_err "${err}" PARENT_SCOPE)
+endfunction()
+run_table1(first)
+run_table1(second)
+if(NOT first_err MATCHES "3 of 12 outputs exist or are not needed; 9 to make"
+   OR NOT second_err MATCHES "12 of 12 outputs exist or are not needed; 0 to make")
   message(FATAL_ERROR "expected 9 outputs made by the first run and none by the second:\n${first_err}\n${second_err}")
+endif()
+file(REMOVE_RECURSE ${WORK}/runs)
+run_table1(third)
+if(NOT third_err MATCHES "12 of 12 outputs exist or are not needed; 0 to make")
+  message(FATAL_ERROR "without the intermediate files the records should suffice:\n${third_err}")
 endif()
 file(READ ${WORK}/results.md report)
 foreach(row "\\| MA-TD3\\+BC \\| Original \\| -?[0-9.]+ ± [0-9.]+ \\|" "\\| OMAR \\| MASTARS-LOV \\| -?[0-9.]+ ± [0-9.]+ \\|")
@@ -23,8 +34,24 @@ foreach(row "\\| MA-TD3\\+BC \\| Original \\| -?[0-9.]+ ± [0-9.]+ \\|" "\\| OMA
     message(FATAL_ERROR "results.md has no row matching ${row}:\n${report}")
   endif()
 endforeach()
+if(NOT report MATCHES "\\| spread \\| medium-replay \\| MASTARS-LOV \\| [0-9]+ \\| [0-9]+ \\|")
+  message(FATAL_ERROR "results.md has no dataset row for MASTARS-LOV:\n${report}")
+endif()
+# Re-make one cell through the harness: it needs the augmented dataset again, so two files are made.
+set(cell ${WORK}/records/spread/medium-replay/cells/omar_lov_s1.json)
+file(READ ${cell} first_cell)
+file(REMOVE ${cell})
+run_table1(fourth)
+if(NOT fourth_err MATCHES "10 of 12 outputs exist or are not needed; 2 to make")
+  message(FATAL_ERROR "expected the augmentation and the cell to be re-made:\n${fourth_err}")
+endif()
+file(READ ${cell} second_cell)
+string(REGEX MATCH "\"final_return\": [^,]*" r_first "${first_cell}")
+string(REGEX MATCH "\"final_return\": [^,]*" r_second "${second_cell}")
+if(NOT r_first STREQUAL r_second)
+  message(FATAL_ERROR "the cell re-made by the harness differs: ${r_first} vs ${r_second}")
+endif()
 # Re-make one cell alone from its recorded command.
-set(cell ${WORK}/runs/spread/medium-replay/cells/omar_lov_s1.json)
 string(REGEX MATCH "coordiff offline-train [^\n]*omar_lov_s1.json[^\n]*" command "${report}")
 if(NOT command)
   message(FATAL_ERROR "results.md records no command for omar_lov_s1:\n${report}")

@@ -3,8 +3,11 @@
 // The harness is a resumable make: for every env x quality it needs the original dataset, a MASTARS model,
 // one augmented dataset per method and one offline-train result per learner x method x seed. Each is a
 // file made by a child `coordiff` process whose command line is recorded; a file that exists is not
-// made again, so an interrupted run resumes where it stopped and a single cell re-runs from its command.
-// Learner cells run --jobs at a time, each on one thread.
+// made again, and a file is made only when a missing result needs it, so an interrupted run resumes where
+// it stopped and a single cell re-runs from its command. Learner cells run --jobs at a time, each on one
+// thread. The measurements (cell results, augmentation reports) go to a records directory (--records,
+// docs/results/table1 by default) that is kept with the report; the large intermediate files (datasets,
+// models, logs) go to --dir and are re-made, identically, when a missing cell needs them.
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -149,12 +152,24 @@ int run_child(const std::vector<std::string>& args, const fs::path& log, int thr
 /// each), the others alone with all threads. Stops at the first failure (its log is named).
 void run_jobs(std::vector<Job>& all, int jobs, const fs::path& logs) {
   fs::create_directories(logs);
-  std::vector<int> state(all.size(), 0);  // 0 waiting, 1 running, 2 done
+  std::vector<int> state(all.size(), 0);  // 0 waiting, 1 running, 2 done (or not needed)
   for (std::size_t i = 0; i < all.size(); ++i)
     if (fs::exists(all[i].output)) state[i] = 2;
+  // Make semantics: a cell (a parallel job) is wanted when its result is missing; any other job only when
+  // a wanted job depends on it. Jobs come in dependency order, so one backward sweep settles this.
+  std::vector<bool> needed(all.size(), false);
+  for (std::size_t i = all.size(); i-- > 0;) {
+    if (state[i] == 2) continue;
+    if (all[i].parallel) needed[i] = true;
+    if (needed[i])
+      for (std::size_t d : all[i].after) needed[d] = true;
+  }
+  for (std::size_t i = 0; i < all.size(); ++i)
+    if (!needed[i]) state[i] = 2;
   std::size_t todo = 0;
   for (int s : state) todo += s == 0;
-  std::cerr << "table1: " << all.size() - todo << " of " << all.size() << " outputs exist; " << todo << " to make\n";
+  std::cerr << "table1: " << all.size() - todo << " of " << all.size() << " outputs exist or are not needed; " << todo
+            << " to make\n";
   std::mutex m;
   std::condition_variable cv;
   int running = 0, running_serial = 0;
@@ -235,8 +250,9 @@ const std::map<std::string, std::string> kLearnerNames = {{"td3bc", "MA-TD3+BC"}
 int table1(int argc, char** argv) {
   const auto f = parse_flags(argc, argv, 2, {"dir", "envs", "qualities", "learners", "methods", "ablation", "seeds", "num",
                                              "epsilon", "episodes", "model-steps", "steps", "eval-every", "eval-episodes",
-                                             "jobs", "out", "data-dir", "report-only"});
+                                             "jobs", "out", "data-dir", "report-only", "records"});
   const fs::path dir = f.count("dir") ? fs::path(f.at("dir")) : fs::path("runs/table1");
+  const fs::path records = f.count("records") ? fs::path(f.at("records")) : fs::path("docs/results/table1");
   const auto envs = list_flag(f, "envs", {"spread"});
   const auto qualities = list_flag(f, "qualities", {"medium-replay", "medium"});
   const auto learners = list_flag(f, "learners", {"td3bc", "omar", "cfcql"});
@@ -269,13 +285,13 @@ int table1(int argc, char** argv) {
   std::vector<Cell> cells;
   struct Source {  // a dataset the learners train on
     std::string env, quality, method;
-    fs::path dataset;
+    fs::path dataset, report;  ///< report: the augmentation's JSON report (none for the original data)
     std::size_t job;
   };
   std::vector<Source> sources;
   for (const auto& env : envs)
     for (const auto& quality : qualities) {
-      const fs::path q = dir / env / quality;
+      const fs::path q = dir / env / quality, rq = records / env / quality;
       std::string tag = env + "_" + quality;  // spread_medium_replay: the bundled files' names
       std::replace(tag.begin(), tag.end(), '-', '_');
       // Original data: the bundled file when there is one, else gen-data with the bundled behaviour policies.
@@ -300,24 +316,26 @@ int table1(int argc, char** argv) {
         for (const char* m : {"reverse", "random", "lov", "sg"})
           if (std::find(wanted.begin(), wanted.end(), m) == wanted.end()) wanted.push_back(m);
       for (const auto& method : wanted) {
-        fs::path dataset = original;
+        fs::path dataset = original, report;
         std::size_t dep = data_job;
         if (method != "original") {
           dataset = q / (method + ".npz");
+          report = rq / ("augment_" + method + ".json");
           dep = all.size();
           all.push_back({tag + "_" + method, {"augment", "--dataset", original.string(), "--model", model.string(), "--order", method,
                                               "--num", std::to_string(num), "--seed", "0", "--epsilon", fixed(epsilon, 4),
-                                              "--out", dataset.string()},
+                                              "--out", dataset.string(), "--report", report.string()},
                          dataset, {model_job}, false});
         }
-        sources.push_back({env, quality, method, dataset, dep});
+        sources.push_back({env, quality, method, dataset, report, dep});
       }
-      fs::create_directories(q / "cells");
+      fs::create_directories(q);
+      fs::create_directories(rq / "cells");
     }
   for (const auto& learner : learners)  // cheap learners first, so that every table fills early
     for (const auto& src : sources)
       for (const auto& seed : seeds) {
-        const fs::path result = dir / src.env / src.quality / "cells" / (learner + "_" + src.method + "_s" + seed + ".json");
+        const fs::path result = records / src.env / src.quality / "cells" / (learner + "_" + src.method + "_s" + seed + ".json");
         std::vector<std::string> args{"offline-train", "--algo", learner, "--dataset", src.dataset.string(), "--seed", seed,
                                       "--eval-every", std::to_string(eval_every), "--eval-episodes", std::to_string(eval_episodes),
                                       "--out", result.string()};
@@ -426,15 +444,11 @@ int table1(int argc, char** argv) {
   md << "### Datasets\n\n| env | quality | data | episodes | transitions | accepted windows | acceptance | generated fraction |\n"
         "|---|---|---|---:|---:|---:|---:|---:|\n";
   for (const auto& src : sources) {
-    if (src.method == "original" || !fs::exists(src.dataset)) continue;
-    const fs::path report = fs::path(src.dataset).replace_extension(".json");
-    const json r = fs::exists(report) ? io::read_json_file(report) : json::object();
-    const auto d = data::OfflineDataset<float>::load(src.dataset);
-    index_t transitions = 0;
-    for (index_t e = 0; e < d.episodes(); ++e) transitions += d.episode_length(e);
-    md << "| " << src.env << " | " << src.quality << " | " << kMethodNames.at(src.method) << " | " << d.episodes() << " | "
-       << transitions << " | " << r.value("windows_accepted", 0LL) << " | " << fixed(r.value("acceptance_rate", 0.0), 3)
-       << " | " << fixed(r.value("generated_fraction", 0.0), 3) << " |\n";
+    if (src.method == "original" || !fs::exists(src.report)) continue;
+    const json r = io::read_json_file(src.report);
+    md << "| " << src.env << " | " << src.quality << " | " << kMethodNames.at(src.method) << " | " << r.value("out_episodes", 0LL)
+       << " | " << r.value("out_transitions", 0LL) << " | " << r.value("windows_accepted", 0LL) << " | "
+       << fixed(r.value("acceptance_rate", 0.0), 3) << " | " << fixed(r.value("generated_fraction", 0.0), 3) << " |\n";
   }
   md << "\n### Wall time per cell (seconds, mean over seeds, 1 thread per cell)\n\n| learner | data |";
   for (const auto& [env, quality] : columns) md << " " << env << " " << quality << " |";
@@ -452,13 +466,25 @@ int table1(int argc, char** argv) {
       md << "\n";
     }
   md << "\n### Commands\n\nThe harness (resumes: files that exist are kept):\n\n```\n" << invocation.str()
-     << "\n```\n\nEvery file it made, with the command that made it (any line re-runs that file alone once it is deleted):\n\n```\n";
+     << "\n```\n\nThe command behind every result above and every file it needed (any line re-runs that file alone once it "
+        "is deleted):\n\n```\n";
   const auto made_here = [&](const fs::path& p) {
-    const auto rel = fs::relative(fs::absolute(p), fs::absolute(dir));
-    return !rel.empty() && *rel.begin() != "..";
+    for (const fs::path& root : {dir, records}) {
+      const auto rel = fs::relative(fs::absolute(p), fs::absolute(root));
+      if (!rel.empty() && *rel.begin() != "..") return true;
+    }
+    return false;
   };
-  for (const auto& j : all)
-    if (fs::exists(j.output) && made_here(j.output)) md << command_line(j.args) << "\n";
+  // A finished cell, and what it was made from (present or not: the intermediate files are re-made on
+  // demand and are not kept with the records).
+  std::vector<bool> listed(all.size(), false);
+  for (std::size_t i = all.size(); i-- > 0;) {
+    if (all[i].parallel && fs::exists(all[i].output)) listed[i] = true;
+    if (!listed[i]) continue;
+    for (std::size_t d : all[i].after) listed[d] = true;
+  }
+  for (std::size_t i = 0; i < all.size(); ++i)
+    if (listed[i] && made_here(all[i].output)) md << command_line(all[i].args) << "\n";
   md << "```\n\nBundled inputs used as they are:";
   std::set<std::string> bundled_inputs;
   for (const auto& j : all)
