@@ -174,16 +174,38 @@ TEST_CASE("CFCQL: a centralised critic on a two-agent game, each actor against t
   const auto data = bandit_data(2, 4096, -1, 1, [](const std::vector<double>& a) {
     return 1 - std::pow(a[0] - 0.5, 2) - std::pow(a[1] + 0.3, 2);
   });
-  ActorCriticOptions o = small_options(2);
-  o.critic = CriticLayout::Centralised;
-  o.cql_alpha = 0.05;
-  o.cql_samples = 4;
-  Cfcql<float> l(2, 1, 1, o);
-  CHECK(l.critic_count() == 1);
-  for (int r = 0; r < 1200; ++r) l.update(data);
-  CHECK(q_at(l, {0.5f, -0.3f}) == doctest::Approx(1.0).epsilon(0.1));
-  CHECK(policy_action(l, 0) == doctest::Approx(0.5).epsilon(0.12));
-  CHECK(policy_action(l, 1) == doctest::Approx(-0.3).epsilon(0.12));
+  // Both ways of scaling the critic's inputs: fixed, and each call's batch statistics (CFCQL's setting).
+  for (CriticInputs inputs : {CriticInputs::Fixed, CriticInputs::BatchStatistics}) {
+    CAPTURE(inputs == CriticInputs::Fixed ? "fixed" : "batch statistics");
+    ActorCriticOptions o = small_options(2);
+    o.critic = CriticLayout::Centralised;
+    o.critic_inputs = inputs;
+    o.cql_alpha = 0.05;
+    o.cql_samples = 4;
+    Cfcql<float> l(2, 1, 1, o);
+    CHECK(l.critic_count() == 1);
+    for (int r = 0; r < 1200; ++r) l.update(data);
+    CHECK(q_at(l, {0.5f, -0.3f}) == doctest::Approx(1.0).epsilon(0.1));
+    CHECK(policy_action(l, 0) == doctest::Approx(0.5).epsilon(0.12));
+    CHECK(policy_action(l, 1) == doctest::Approx(-0.3).epsilon(0.12));
+  }
+}
+
+TEST_CASE("batch-statistics critic inputs: a pure policy gradient against a critic that extrapolates upwards") {
+  // One agent, reward a (increasing), data actions in [-0.3, 0.3], no penalty: a critic fitted to the
+  // data extrapolates linearly, and a policy gradient actor with fixed inputs follows it to the corner
+  // a = 1. With the batch's statistics the actor's rows are the whole call, so a shift they share is
+  // standardised away: the policy stays near the data.
+  const auto data = bandit_data(1, 2048, -0.3, 0.3, [](const std::vector<double>& a) { return a[0]; });
+  auto run = [&](CriticInputs inputs) {
+    ActorCriticOptions o = small_options(4);
+    o.critic_inputs = inputs;
+    Cfcql<float> l(1, 1, 1, o);
+    for (int r = 0; r < 300; ++r) l.update(data);
+    return policy_action(l);
+  };
+  CHECK(run(CriticInputs::Fixed) > 0.9);
+  CHECK(std::abs(run(CriticInputs::BatchStatistics)) < 0.3);
 }
 
 TEST_CASE("offline learners: same seed same weights, published settings, bad input") {
@@ -288,6 +310,17 @@ TEST_CASE("CounterfactualPass equals a plain forward and backward over the expli
   for (std::size_t k = 0; k < p.size(); ++k)
     for (index_t j = 0; j < p[k].param->grad.size(); ++j)
       CHECK(p[k].param->grad[j] == doctest::Approx(pr[k].param->grad[j]).epsilon(1e-10));
+  // The moments of the explicit counterfactual rows, from the data rows and the candidates alone.
+  Tensor<double> copies({R - B, W});
+  std::copy(rows.data() + B * W, rows.data() + R * W, copies.data());
+  const nn::ColumnMoments explicit_moments = nn::moments_of(copies), implicit = counterfactual_moments(x, columns, cand);
+  CHECK(implicit.rows == R - B);
+  for (index_t w = 0; w < W; ++w) {
+    CHECK(implicit.mean[static_cast<std::size_t>(w)] == doctest::Approx(explicit_moments.mean[static_cast<std::size_t>(w)]).epsilon(1e-12));
+    CHECK(implicit.variance[static_cast<std::size_t>(w)] ==
+          doctest::Approx(explicit_moments.variance[static_cast<std::size_t>(w)]).epsilon(1e-10));
+  }
+  CHECK_THROWS_AS(counterfactual_moments(x, {3}, cand), ShapeError);
   // No candidates: the plain MLP on the data rows.
   const Tensor<double> plain = CounterfactualPass<double>().forward(head, x, {}, {});
   const Tensor<double> plain_ref = copy.forward(x);

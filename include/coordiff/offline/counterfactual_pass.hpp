@@ -6,12 +6,54 @@
 // the first layer, about half the work of a centralised critic, is computed for the B data rows alone,
 // forward and backward (its weight gradient is sum_r dpre_r x_r, and x_r = x_b + a U-column change).
 // Results equal a plain forward/backward over the explicit rows up to rounding.
+#include <algorithm>
 #include <vector>
 
 #include "coordiff/backend/cpu/gemm.hpp"
+#include "coordiff/nn/batch_norm.hpp"
 #include "coordiff/nn/mlp.hpp"
 
 namespace coordiff::offline {
+
+/// Column moments of the G S B counterfactual rows a CounterfactualPass evaluates (data row b of x [B, W]
+/// with agent g's U action columns, from columns[g] on, holding candidates (g, k, b) [G, S, B, U]),
+/// from the data rows and the candidates, without building the rows: what a batch-normalised critic
+/// standardises those rows with.
+template <class T>
+nn::ColumnMoments counterfactual_moments(const Tensor<T>& x, const std::vector<index_t>& columns, const Tensor<T>& candidates) {
+  require<ShapeError>(x.rank() == 2 && candidates.rank() == 4 && candidates.dim(0) == static_cast<index_t>(columns.size()) &&
+                          candidates.dim(2) == x.dim(0) && !columns.empty(),
+                      "counterfactual_moments: expected x [B, W] and candidates [G, S, B, U] with G = columns, got ",
+                      to_string(x.shape()), " and ", to_string(candidates.shape()));
+  const index_t B = x.dim(0), W = x.dim(1), G = candidates.dim(0), S = candidates.dim(1), U = candidates.dim(3);
+  std::vector<double> sum(static_cast<std::size_t>(W), 0.0), sq(static_cast<std::size_t>(W), 0.0);
+  for (index_t b = 0; b < B; ++b)
+    for (index_t c = 0; c < W; ++c) {
+      const double v = static_cast<double>(x(b, c));
+      sum[static_cast<std::size_t>(c)] += v, sq[static_cast<std::size_t>(c)] += v * v;
+    }
+  const auto copies = static_cast<double>(G * S);
+  std::vector<double> total(static_cast<std::size_t>(W)), total_sq(static_cast<std::size_t>(W));
+  for (std::size_t c = 0; c < total.size(); ++c) total[c] = copies * sum[c], total_sq[c] = copies * sq[c];
+  for (index_t g = 0; g < G; ++g)
+    for (index_t u = 0; u < U; ++u) {
+      const auto c = static_cast<std::size_t>(columns[static_cast<std::size_t>(g)] + u);
+      require<ShapeError>(c < total.size(), "counterfactual_moments: action column ", c, " outside ", W, " columns");
+      total[c] -= static_cast<double>(S) * sum[c], total_sq[c] -= static_cast<double>(S) * sq[c];  // block g replaces them
+      for (index_t k = 0; k < S; ++k)
+        for (index_t b = 0; b < B; ++b) {
+          const double v = static_cast<double>(candidates(g, k, b, u));
+          total[c] += v, total_sq[c] += v * v;
+        }
+    }
+  const index_t rows = G * S * B;
+  nn::ColumnMoments m{std::vector<double>(total.size()), std::vector<double>(total.size()), rows};
+  for (std::size_t c = 0; c < total.size(); ++c) {
+    m.mean[c] = total[c] / static_cast<double>(rows);
+    m.variance[c] = std::max(0.0, total_sq[c] / static_cast<double>(rows) - m.mean[c] * m.mean[c]);
+  }
+  return m;
+}
 
 template <class T>
 class CounterfactualPass {

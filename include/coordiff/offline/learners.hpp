@@ -7,7 +7,9 @@
 //              objective::Rectified (omar_coe per dataset; search mu 0, sigma 2, 3 x 10 samples);
 //   CFCQL      one centralised critic on agent 0's (team) reward with counterfactual CQL (cql_alpha per
 //              dataset), target noise N(0, 0.05), 5 critic updates per round (ca_ratio), actor
-//              objective::PolicyGradient with the other agents' dataset actions.
+//              objective::PolicyGradient with the other agents' dataset actions, and the critic's inputs
+//              standardised with each call's batch statistics (the reference critic's training-mode
+//              BatchNorm, which its pure policy-gradient actor needs; CriticInputs in actor_critic.hpp).
 #include <map>
 #include <string>
 
@@ -85,6 +87,7 @@ inline LearnerSettings published_settings(Algorithm algo, const std::string& env
       break;
     case Algorithm::Cfcql:
       o.critic = CriticLayout::Centralised;
+      o.critic_inputs = CriticInputs::BatchStatistics;
       o.target_noise = 0.05;
       o.critic_updates = 5;
       o.cql_alpha = detail::dataset_value({{"spread", {{"random", 0.5}, {"medium-replay", 1.0}, {"medium", 5.0}, {"expert", 2.5}}},

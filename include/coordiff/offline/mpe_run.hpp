@@ -106,6 +106,7 @@ inline nlohmann::json run_offline_mpe(const MpeRunSpec& spec, std::ostream* prog
              {"reference", {{"random_return", random_return}, {"expert_return", expert_return}}},
              {"settings",
               {{"critic", o.critic == CriticLayout::Centralised ? "centralised" : "decentralised"},
+               {"critic_inputs", o.critic_inputs == CriticInputs::BatchStatistics ? "batch-statistics" : "fixed"},
                {"hidden", o.hidden}, {"actor_lr", o.actor_lr}, {"critic_lr", o.critic_lr}, {"gamma", o.gamma},
                {"tau", o.tau}, {"batch_size", o.batch_size}, {"grad_clip", o.grad_clip}, {"action_l2", o.action_l2},
                {"target_noise", o.target_noise}, {"policy_delay", o.policy_delay}, {"critic_updates", o.critic_updates},
