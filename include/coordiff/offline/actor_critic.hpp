@@ -292,9 +292,7 @@ class ActorCritic {
         pass.backward(dq);
         st.critic_loss += td / static_cast<double>(critic_count());
       }
-      if (opt_.grad_clip > 0) nn::optim::clip_grad_norm(q.params, opt_.grad_clip);
-      q.opt->step();
-      nn::zero_grad(q.params);
+      descend(q.params, *q.opt);
     }
     return st;
   }
@@ -376,10 +374,14 @@ class ActorCritic {
       }
     }
     a.net.backward(dz);
-    if (opt_.grad_clip > 0) nn::optim::clip_grad_norm(a.params, opt_.grad_clip);
-    a.opt->step();
-    nn::zero_grad(a.params);
+    descend(a.params, *a.opt);
     return loss;
+  }
+  /// Gradient-norm clip, optimiser step, zeroed gradients.
+  void descend(const nn::ParameterList<T>& params, nn::optim::Adam<T>& opt) {
+    if (opt_.grad_clip > 0) nn::optim::clip_grad_norm(params, opt_.grad_clip);
+    opt.step();
+    nn::zero_grad(params);
   }
 
   /// critic_step with every critic call standardised over its own rows (CriticInputs::BatchStatistics):
@@ -446,9 +448,7 @@ class ActorCritic {
         pass.backward(dq);
         st.critic_loss += td / static_cast<double>(critic_count());
       }
-      if (opt_.grad_clip > 0) nn::optim::clip_grad_norm(q.params, opt_.grad_clip);
-      q.opt->step();
-      nn::zero_grad(q.params);
+      descend(q.params, *q.opt);
     }
     return st;
   }
