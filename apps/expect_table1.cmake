@@ -69,4 +69,16 @@ if(NOT rc EQUAL 0 OR NOT EXISTS ${cell})
 endif()
 file(READ ${cell} after)
 expect_same_return("${before}" "${after}" "the cell re-made from its command")
+# An augmentation that keeps no window: its data are the original's, so its cell is not run and the report
+# shows the Original cell for it.
+set(ARGS table1 --dir ${WORK}/runs_empty --records ${WORK}/records_empty --data-dir ${WORK}/data --qualities medium-replay
+    --learners td3bc --methods original,lov --ablation none --seeds 0 --num 4 --epsilon 1e-9 --steps 2 --eval-every 0
+    --eval-episodes 2 --jobs 2 --out ${WORK}/results_empty.md)
+run_table1(fifth)
+file(READ ${WORK}/results_empty.md empty_report)
+if(NOT fifth_err MATCHES "table1: skip  spread_medium-replay_td3bc_lov_s0"
+   OR EXISTS ${WORK}/records_empty/spread/medium-replay/cells/td3bc_lov_s0.json
+   OR NOT empty_report MATCHES "\\| MA-TD3\\+BC \\| MASTARS-LOV \\| -?[0-9.]+ ± [0-9.]+ \\(= Original\\) \\|")
+  message(FATAL_ERROR "an augmentation with no window kept should stand on the Original cell:\n${fifth_err}\n${empty_report}")
+endif()
 message("${report}")

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -107,6 +108,8 @@ struct Job {
   fs::path output;
   std::vector<std::size_t> after;  ///< indices of jobs that must be done first
   bool parallel = false;           ///< may run beside others (one thread each)
+  /// Asked when the job could start: a non-empty answer (the reason) leaves it unmade.
+  std::function<std::string()> skip;
 };
 
 /// A path as a user would type it here: relative to the working directory when under it.
@@ -160,7 +163,7 @@ void run_jobs(std::vector<Job>& all, int jobs, const fs::path& logs) {
   std::vector<bool> needed(all.size(), false);
   for (std::size_t i = all.size(); i-- > 0;) {
     if (state[i] == 2) continue;
-    if (all[i].parallel) needed[i] = true;
+    if (all[i].parallel && (!all[i].skip || all[i].skip().empty())) needed[i] = true;
     if (needed[i])
       for (std::size_t d : all[i].after) needed[d] = true;
   }
@@ -196,6 +199,11 @@ void run_jobs(std::vector<Job>& all, int jobs, const fs::path& logs) {
     bool started = false;
     for (std::size_t i = 0; i < all.size(); ++i) {
       if (!ready(i)) continue;
+      if (const std::string why = all[i].skip ? all[i].skip() : std::string(); !why.empty()) {
+        state[i] = 2, ++finished, started = true;
+        std::cerr << "table1: skip  " << all[i].name << ": " << why << "\n";
+        continue;
+      }
       state[i] = 1, ++running, running_serial += !all[i].parallel, started = true;
       std::cerr << "table1: start " << all[i].name << "\n";
       threads.emplace_back([&, i] {
@@ -234,11 +242,24 @@ double std_of(const std::vector<double>& v) {
   for (double x : v) s += (x - m) * (x - m) / static_cast<double>(v.size());
   return std::sqrt(s);
 }
+/// v with as many significant digits as it needs (up to 10): 0.03, 1e-09.
+std::string shortest(double v) {
+  std::ostringstream s;
+  s << std::setprecision(10) << v;
+  return s.str();
+}
 std::string fixed(double v, int digits = 1) {
   std::ostringstream s;
   s << std::fixed << std::setprecision(digits) << v;
   return s.str();
 }
+
+/// An augmentation that kept no window leaves the original episodes as they were (the learners' buffer,
+/// moments and draws are then those of the original data, bit for bit), so its cells are the original's.
+bool kept_no_window(const fs::path& report) {
+  return !report.empty() && fs::exists(report) && io::read_json_file(report).value("windows_accepted", -1LL) == 0;
+}
+constexpr const char* kSameAsOriginal = "its augmentation kept no window, so its data are the original's (the Original cell stands for it)";
 
 const std::map<std::string, std::string> kMethodNames = {{"original", "Original"}, {"lov", "MASTARS-LOV"}, {"sg", "MASTARS-SG"},
                                                          {"joint", "Joint (MADiff*)"}, {"independent", "Independent"},
@@ -299,18 +320,18 @@ int table1(int argc, char** argv) {
       const fs::path original = fs::exists(bundled) ? bundled : q / "original.npz";
       std::size_t data_job = all.size();
       all.push_back({tag + "_data", {"gen-data", "--env", env, "--quality", quality, "--episodes", std::to_string(episodes),
-                                     "--seed", "0", "--out", original.string()}, original, {}, false});
+                                     "--seed", "0", "--out", original.string()}, original, {}, false, {}});
       // Model: the bundled one, else trained with the bundled model's configuration.
       const fs::path bundled_model = data_dir / "mastars" / tag;
       const fs::path model = fs::exists(bundled_model / "diffusion.npz") ? bundled_model : q / "model";
       const fs::path cfg = data_dir / "mastars" / "spread_medium_replay" / "config.json";
       std::size_t aux_job = all.size();
       all.push_back({tag + "_aux", {"train-aux", "--dataset", original.string(), "--model", model.string(), "--config", cfg.string()},
-                     model / "auxiliary.npz", {data_job}, false});
+                     model / "auxiliary.npz", {data_job}, false, {}});
       std::size_t model_job = all.size();
       all.push_back({tag + "_diffusion", {"train-diffusion", "--dataset", original.string(), "--model", model.string(), "--steps",
                                           std::to_string(model_steps)},
-                     model / "diffusion.npz", {aux_job}, false});
+                     model / "diffusion.npz", {aux_job}, false, {}});
       std::vector<std::string> wanted = methods;
       if (has_ablation(quality))
         for (const char* m : {"reverse", "random", "lov", "sg"})
@@ -323,9 +344,9 @@ int table1(int argc, char** argv) {
           report = rq / ("augment_" + method + ".json");
           dep = all.size();
           all.push_back({tag + "_" + method, {"augment", "--dataset", original.string(), "--model", model.string(), "--order", method,
-                                              "--num", std::to_string(num), "--seed", "0", "--epsilon", fixed(epsilon, 4),
+                                              "--num", std::to_string(num), "--seed", "0", "--epsilon", shortest(epsilon),
                                               "--out", dataset.string(), "--report", report.string()},
-                         dataset, {model_job}, false});
+                         dataset, {model_job}, false, {}});
         }
         sources.push_back({env, quality, method, dataset, report, dep});
       }
@@ -340,7 +361,8 @@ int table1(int argc, char** argv) {
                                       "--eval-every", std::to_string(eval_every), "--eval-episodes", std::to_string(eval_episodes),
                                       "--out", result.string()};
         if (steps > 0) args.insert(args.end(), {"--steps", std::to_string(steps)});
-        all.push_back({src.env + "_" + src.quality + "_" + learner + "_" + src.method + "_s" + seed, args, result, {src.job}, true});
+        all.push_back({src.env + "_" + src.quality + "_" + learner + "_" + src.method + "_s" + seed, args, result, {src.job}, true,
+                       [report = src.report] { return kept_no_window(report) ? std::string(kSameAsOriginal) : std::string(); }});
         cells.push_back({src.env, src.quality, learner, src.method, seed, result});
       }
   std::ostringstream invocation;  // as run, less --report-only
@@ -370,8 +392,19 @@ int table1(int argc, char** argv) {
   std::vector<std::pair<std::string, std::string>> columns;  // env, quality
   for (const auto& env : envs)
     for (const auto& quality : qualities) columns.emplace_back(env, quality);
-  auto cell_text = [&](const std::string& env, const std::string& quality, const std::string& learner, const std::string& method,
-                       std::vector<double>* seconds) {
+  const auto same_as_original = [&](const std::string& env, const std::string& quality, const std::string& method) {
+    for (const auto& src : sources)
+      if (src.env == env && src.quality == quality && src.method == method) return kept_no_window(src.report);
+    return false;
+  };
+  std::function<std::string(const std::string&, const std::string&, const std::string&, const std::string&, std::vector<double>*)>
+      cell_text;
+  cell_text = [&](const std::string& env, const std::string& quality, const std::string& learner, const std::string& method,
+                  std::vector<double>* seconds) {
+    if (method != "original" && same_as_original(env, quality, method)) {
+      const std::string t = cell_text(env, quality, learner, "original", nullptr);
+      return t.empty() || t == "—" ? t : t + " (= Original)";
+    }
     std::vector<double> v;
     for (const auto& c : cells)
       if (c.env == env && c.quality == quality && c.learner == learner && c.method == method && results.count(c.result.string())) {
@@ -390,7 +423,14 @@ int table1(int argc, char** argv) {
   md << "<!-- table1:begin (written by `coordiff table1`; edits between the markers are overwritten) -->\n\n";
   md << "Normalised return 100 (R − R_random) / (R_expert − R_random), mean ± std (population) over seeds "
      << [&] { std::string s; for (const auto& x : seeds) s += (s.empty() ? "" : ", ") + x; return s; }()
-     << "; each value is the final evaluation (" << eval_episodes << " fixed evaluation episodes) of one training run.\n\n";
+     << "; each value is the final evaluation (" << eval_episodes << " fixed evaluation episodes) of one training run.";
+  for (const auto& src : sources)
+    if (src.method != "original" && kept_no_window(src.report)) {
+      md << " \"(= Original)\": the augmentation kept no window, so the data are the original episodes, bit for bit, and "
+            "the Original cells stand for these (they are not run again).";
+      break;
+    }
+  md << "\n\n";
   auto table = [&](const std::vector<std::string>& rows, bool ablation_table) {
     md << "| learner | data |";
     for (const auto& [env, quality] : columns)
