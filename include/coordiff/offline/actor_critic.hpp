@@ -458,7 +458,8 @@ class ActorCritic {
   /// holds pi_i(o_i) with the other agents' dataset actions, CFCQL's cf_pol), a decentralised one its
   /// agent's B rows. The call's rows are standardised with their own moments; the Q term is -q_weight
   /// times Q1's mean over the call's rows, and its gradient flows through the moments. A zeroth-order
-  /// search's candidates are scored as a call of their own (S B rows). Returns the mean loss over agents.
+  /// search's candidates are scored as a call of their own (S B rows). Returns the mean over agents of each
+  /// agent's share of its call's loss (its Q rows' part of the call's mean, plus its own action terms).
   double actor_round_batch_statistics(const rl::TransitionBatch<T>& s, std::uint64_t round) {
     const index_t B = s.obs.dim(0), W = critic_width(), K = seen_agents();
     double total = 0;
