@@ -51,7 +51,7 @@ const char* kUsage =
     "                   --num N --seed S --out AUG.npz [--epsilon E] [--batch B] [--report R.json] [--svg F.svg]\n"
     "  coordiff offline-train --algo td3bc|omar|cfcql --dataset D.npz --out R.json [--steps N] [--seed S]\n"
     "                   [--eval-every K] [--eval-episodes M] [--env E] [--quality Q] [--behaviour POLICIES.npz]\n"
-    "                   [--threads T] [--actor-lr X] [--critic-lr X] [--cql-alpha X] [--batch B]\n"
+    "                   [--threads T] [--actor-lr X] [--critic-lr X] [--cql-alpha X] [--batch B] [--critic-inputs fixed|batch]\n"
     "  coordiff table1 [--dir DIR] [--envs spread,...] [--qualities medium-replay,medium] [--learners td3bc,omar,cfcql]\n"
     "                   [--methods original,lov,sg,joint] [--ablation medium-replay] [--seeds 0,1,2] [--num N]\n"
     "                   [--epsilon E] [--episodes N] [--model-steps N] [--steps N] [--eval-every K]\n"

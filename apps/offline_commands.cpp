@@ -46,7 +46,8 @@ using nlohmann::json;
 
 int offline_train(int argc, char** argv) {
   const auto f = parse_flags(argc, argv, 2, {"algo", "dataset", "steps", "seed", "eval-every", "eval-episodes", "env",
-                                             "quality", "out", "behaviour", "threads", "actor-lr", "critic-lr", "cql-alpha", "batch"});
+                                             "quality", "out", "behaviour", "threads", "actor-lr", "critic-lr", "cql-alpha", "batch",
+                                             "critic-inputs"});
   // One thread by default: these networks are small (cells run side by side instead), and Eigen's
   // multi-threaded products round differently, so a result is reproducible bit for bit only at a fixed
   // thread count.
@@ -66,6 +67,7 @@ int offline_train(int argc, char** argv) {
   require<ConfigError>(!f.count("actor-lr") || spec.actor_lr > 0, "--actor-lr must be > 0");
   require<ConfigError>(!f.count("critic-lr") || spec.critic_lr > 0, "--critic-lr must be > 0");
   require<ConfigError>(!f.count("cql-alpha") || spec.cql_alpha >= 0, "--cql-alpha must be >= 0");
+  if (f.count("critic-inputs")) spec.critic_inputs = f.at("critic-inputs"), offline::parse_critic_inputs(spec.critic_inputs);
   if (f.count("env")) spec.env = f.at("env");
   if (f.count("quality")) spec.quality = f.at("quality");
   spec.behaviour = f.count("behaviour") ? fs::path(f.at("behaviour")) : fs::path();

@@ -29,7 +29,14 @@ struct MpeRunSpec {
   /// Overrides of the published settings (negative: keep the published value).
   double actor_lr = -1, critic_lr = -1, cql_alpha = -1;
   index_t batch_size = -1;
+  std::string critic_inputs;  ///< "fixed" or "batch" (CriticInputs); empty: keep the published choice
 };
+
+inline CriticInputs parse_critic_inputs(const std::string& s) {
+  if (s == "fixed") return CriticInputs::Fixed;
+  if (s == "batch") return CriticInputs::BatchStatistics;
+  throw ConfigError("critic inputs must be fixed or batch, got '" + s + "'");
+}
 
 namespace detail {
 inline nlohmann::json dataset_meta(const data::OfflineDataset<float>& d, const std::string& where) {
@@ -68,6 +75,7 @@ inline nlohmann::json run_offline_mpe(const MpeRunSpec& spec, std::ostream* prog
   if (spec.critic_lr > 0) s.options.critic_lr = spec.critic_lr;
   if (spec.cql_alpha >= 0) s.options.cql_alpha = spec.cql_alpha;
   if (spec.batch_size > 0) s.options.batch_size = spec.batch_size;
+  if (!spec.critic_inputs.empty()) s.options.critic_inputs = parse_critic_inputs(spec.critic_inputs);
   s.options.seed = spec.seed;
   const rl::ReplayBuffer<float> buffer = transitions_buffer(d);
   const auto [mean, sd] = data::observation_moments(d);
