@@ -44,6 +44,22 @@ namespace coordiff::cli {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+namespace {
+/// Where a result was computed: native builds round differently on other processors (docs/determinism.md).
+json machine_description() {
+  std::string cpu;
+  std::ifstream info("/proc/cpuinfo");
+  for (std::string line; cpu.empty() && std::getline(info, line);)
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) cpu = line.substr(line.find(':') + 2);
+#ifdef COORDIFF_NATIVE_BUILD
+  const char* build = "native (-march=native)";
+#else
+  const char* build = "portable";
+#endif
+  return {{"cpu", cpu}, {"build", build}, {"compiler", __VERSION__}};
+}
+}  // namespace
+
 int offline_train(int argc, char** argv) {
   const auto f = parse_flags(argc, argv, 2, {"algo", "dataset", "steps", "seed", "eval-every", "eval-episodes", "env",
                                              "quality", "out", "behaviour", "threads", "actor-lr", "critic-lr", "cql-alpha", "batch",
@@ -76,6 +92,7 @@ int offline_train(int argc, char** argv) {
   std::ostringstream cmd;
   for (int i = 0; i < argc; ++i) cmd << (i ? " " : "") << (i == 0 ? "coordiff" : argv[i]);
   r["command"] = cmd.str();
+  r["machine"] = machine_description();
   const std::string stem = fs::path(out).replace_extension().string();
   std::ostringstream csv;
   csv << "round,return,normalised,critic_loss,penalty,actor_loss,q_mean,seconds\n";
