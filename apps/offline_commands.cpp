@@ -571,7 +571,11 @@ int table1(int argc, char** argv) {
   }
   const std::string text = before + md.str() + after;
   io::write_file_atomic(out, text.data(), text.size());
-  std::cout << "wrote " << out << " (" << results.size() << " of " << cells.size() << " cells done)\n";
+  std::size_t standing = 0;  // cells an Original cell stands for
+  for (const auto& c : cells) standing += !results.count(c.result.string()) && c.method != "original" && same_as_original(c.env, c.quality, c.method);
+  std::cout << "wrote " << out << " (" << results.size() << " of " << cells.size() << " cells done";
+  if (standing) std::cout << ", " << standing << " more stand on the Original cells";
+  std::cout << ")\n";
   require<Error>(failure.empty(), failure);
   return 0;
 }
