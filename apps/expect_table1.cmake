@@ -1,5 +1,6 @@
 # The Table-1 harness at toy size in WORK: bundled-style data and model copied from DATASET and MODEL into
-# WORK/data, one run that makes everything, a second run that finds everything made (resume), a third
+# WORK/data (epsilon 1e6: the toy model's windows are all kept), one run that makes everything, a second
+# run that finds everything made (resume), a third
 # after the intermediate files are deleted that needs none of them (the records suffice), then one cell
 # deleted and re-made by the harness (which re-makes the augmented dataset it needs) and once more from the
 # command line the report records for it; each re-made cell equals the first.
@@ -8,7 +9,7 @@ file(MAKE_DIRECTORY ${WORK}/data/mastars)
 file(COPY_FILE ${DATASET} ${WORK}/data/spread_medium_replay.npz)
 file(COPY ${MODEL}/ DESTINATION ${WORK}/data/mastars/spread_medium_replay)
 set(ARGS table1 --dir ${WORK}/runs --data-dir ${WORK}/data --qualities medium-replay --learners td3bc,omar --methods original,lov
-    --ablation none --seeds 0,1 --num 4 --epsilon 0.5 --steps 2 --eval-every 0 --eval-episodes 2 --jobs 2 --out ${WORK}/results.md
+    --ablation none --seeds 0,1 --num 4 --epsilon 1e6 --steps 2 --eval-every 0 --eval-episodes 2 --jobs 2 --out ${WORK}/results.md
     --records ${WORK}/records)
 function(run_table1 pass)
   execute_process(COMMAND ${EXE} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
