@@ -43,6 +43,13 @@ ColumnMoments moments_of(const Tensor<T>& x) {
   return m;
 }
 
+/// 1 / sqrt(variance_c + eps) for every column of m.
+inline std::vector<double> inverse_std(const ColumnMoments& m, double eps) {
+  std::vector<double> inv(m.variance.size());
+  for (std::size_t c = 0; c < inv.size(); ++c) inv[c] = 1.0 / std::sqrt(m.variance[c] + eps);
+  return inv;
+}
+
 /// (x - mean_c) / sqrt(variance_c + eps), column by column, in place; x is [B, C] or, with first_column,
 /// the columns first_column .. first_column + x.dim(-1) of the moments.
 template <class T>
@@ -101,11 +108,7 @@ class BatchNorm1d {
     track(m);
     normalise_with(y, m, eps_);
     cached_ = grad_enabled();
-    if (cached_) {
-      xhat_ = y;
-      inv_std_.resize(static_cast<std::size_t>(C_));
-      for (index_t c = 0; c < C_; ++c) inv_std_[static_cast<std::size_t>(c)] = 1.0 / std::sqrt(m.variance[static_cast<std::size_t>(c)] + eps_);
-    }
+    if (cached_) xhat_ = y, inv_std_ = inverse_std(m, eps_);
     return y;
   }
 

@@ -264,13 +264,7 @@ class ActorCritic {
       const Tensor<T> y = td_targets(c, s, critic_input(c, s.next_obs, next_actions));
       // Data rows first, then for each seen agent g and sample k the rows with g's action resampled.
       const Tensor<T> x = critic_input(c, s.obs, s.actions);
-      std::vector<index_t> columns;
-      Tensor<T> cand;
-      if (opt_.cql_alpha > 0) {
-        for (index_t g = 0; g < G; ++g) columns.push_back(action_column(first_agent(c) + g));
-        cand = Tensor<T>({G, S, B, U_});
-        proposal.fill_uniform(cand, T(-1), T(1), static_cast<std::uint64_t>(c * G * S * B * U_));
-      }
+      const auto [columns, cand] = penalty_samples(c, B, proposal);
       for (nn::MLP<T>* head : {&q.head1, &q.head2}) {
         CounterfactualPass<T> pass;
         const Tensor<T> out = pass.forward(*head, x, columns, cand);
@@ -282,9 +276,7 @@ class ActorCritic {
           Tensor<T> q_sampled({G, S, B}), q_data({B});
           std::copy(out.data() + B, out.data() + out.size(), q_sampled.data());
           std::copy(out.data(), out.data() + B, q_data.data());
-          const ConservativePenalty<T> pen = conservative_penalty(
-              q_sampled, q_data,
-              {.alpha = opt_.cql_alpha, .temperature = opt_.cql_temperature, .log_density = static_cast<double>(U_) * std::log(0.5)});
+          const ConservativePenalty<T> pen = conservative_penalty(q_sampled, q_data, penalty_options());
           for (index_t b = 0; b < B; ++b) dq[b] += pen.d_data[b];
           for (index_t r = 0; r < G * S * B; ++r) dq[B + r] += pen.d_sampled[r];
           st.penalty += pen.value / static_cast<double>(2 * critic_count());
@@ -329,6 +321,23 @@ class ActorCritic {
     const Tensor<T> dx = q.head1.backward(Tensor<T>({B, 1}, static_cast<T>(-terms.q_weight / static_cast<double>(B))));
     nn::zero_grad(q.params);  // the critic is differentiated through, not updated, here
     return actor_descent(a, pi, q_pi, terms, static_cast<double>(B), [&](index_t b, index_t u) { return static_cast<double>(dx[b * W + col + u]); });
+  }
+
+  /// The conservative penalty's samples for critic c: the first action column of every agent it sees and
+  /// S uniform actions per agent and row [G, S, B, U] (none without a penalty).
+  std::pair<std::vector<index_t>, Tensor<T>> penalty_samples(index_t c, index_t B, const Philox& proposal) const {
+    const index_t G = seen_agents(), S = opt_.cql_samples;
+    std::vector<index_t> columns;
+    Tensor<T> cand;
+    if (opt_.cql_alpha > 0) {
+      for (index_t g = 0; g < G; ++g) columns.push_back(action_column(first_agent(c) + g));
+      cand = Tensor<T>({G, S, B, U_});
+      proposal.fill_uniform(cand, T(-1), T(1), static_cast<std::uint64_t>(c * G * S * B * U_));
+    }
+    return {std::move(columns), std::move(cand)};
+  }
+  ConservativePenaltyOptions penalty_options() const {
+    return {.alpha = opt_.cql_alpha, .temperature = opt_.cql_temperature, .log_density = static_cast<double>(U_) * std::log(0.5)};
   }
 
   /// Clipped double-Q targets y_b = r_b + gamma (1 - done_b) min(Q1', Q2')(next_b) of critic c at its next
@@ -392,8 +401,7 @@ class ActorCritic {
     const index_t B = s.obs.dim(0), G = seen_agents(), S = opt_.cql_samples;
     const Tensor<T> next_actions = policy_actions(s.next_obs, /*target=*/true, draw, /*draw_noise=*/true);
     const Philox proposal(opt_.seed ^ 0x63716c00ull, draw);  // conservative-penalty samples
-    const ConservativePenaltyOptions pen_opt{
-        .alpha = opt_.cql_alpha, .temperature = opt_.cql_temperature, .log_density = static_cast<double>(U_) * std::log(0.5)};
+    const ConservativePenaltyOptions pen_opt = penalty_options();
     UpdateStats st;
     for (index_t c = 0; c < critic_count(); ++c) {
       Critic& q = *critics_[static_cast<std::size_t>(c)];
@@ -402,12 +410,8 @@ class ActorCritic {
       nn::normalise_with(next_rows, nn::moments_of(next_rows), eps);
       const Tensor<T> y = td_targets(c, s, next_rows);
       Tensor<T> x = critic_input(c, s.obs, s.actions), xp;
-      std::vector<index_t> columns;
-      Tensor<T> cand;
+      auto [columns, cand] = penalty_samples(c, B, proposal);
       if (opt_.cql_alpha > 0) {
-        for (index_t g = 0; g < G; ++g) columns.push_back(action_column(first_agent(c) + g));
-        cand = Tensor<T>({G, S, B, U_});
-        proposal.fill_uniform(cand, T(-1), T(1), static_cast<std::uint64_t>(c * G * S * B * U_));
         const nn::ColumnMoments mp = counterfactual_moments(x, columns, cand);
         xp = x;
         nn::normalise_with(xp, mp, eps);
@@ -519,9 +523,7 @@ class ActorCritic {
       }
       const Tensor<T> dxhat = q.head1.backward(dq);
       nn::zero_grad(q.params);  // the critic is differentiated through, not updated, here
-      std::vector<double> inv_std(static_cast<std::size_t>(W));
-      for (index_t w = 0; w < W; ++w) inv_std[static_cast<std::size_t>(w)] = 1.0 / std::sqrt(m.variance[static_cast<std::size_t>(w)] + eps);
-      const Tensor<T> dx = nn::BatchNorm1d<T>::batch_standardise_backward(dxhat, xhat, inv_std);
+      const Tensor<T> dx = nn::BatchNorm1d<T>::batch_standardise_backward(dxhat, xhat, nn::inverse_std(m, eps));
       for (index_t k = 0; k < K; ++k) {
         const index_t i = first_agent(c) + k, col = action_column(i);
         total += actor_descent(*actors_[static_cast<std::size_t>(i)], pi[static_cast<std::size_t>(k)], q_pi[static_cast<std::size_t>(k)],
