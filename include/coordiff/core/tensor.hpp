@@ -104,7 +104,12 @@ class TensorView {
                         " and strides ", to_string(strides_), " differ in rank");
   }
   /// A view of T is also a view of const T.
-  operator TensorView<const value_type>() const { return {data_, shape_, strides_}; }
+  /// (A template, so that TensorView<const T> itself declares no conversion to its own type.)
+  template <class U = T>
+    requires(std::is_same_v<U, T> && !std::is_const_v<U>)
+  operator TensorView<const U>() const {
+    return {data_, shape_, strides_};
+  }
 
   T* data() const { return data_; }
   const Shape& shape() const { return shape_; }

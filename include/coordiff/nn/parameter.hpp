@@ -42,9 +42,9 @@ inline std::string join_name(const std::string& prefix, const std::string& name)
 
 /// All parameters of `module` with their state_dict names.
 template <class T, class M>
-ParameterList<T> parameters_of(M& module, const std::string& prefix = "") {
+ParameterList<T> parameters_of(M& network, const std::string& prefix = "") {
   ParameterList<T> list;
-  module.collect_parameters(list, prefix);
+  network.collect_parameters(list, prefix);
   return list;
 }
 
@@ -80,8 +80,8 @@ class NoGradGuard {
 };
 
 /// Throws ShapeError unless backward() follows a forward() that cached activations.
-inline void require_cached(bool cached, const char* module) {
-  require<ShapeError>(cached, module, "::backward called without a preceding forward with gradients enabled");
+inline void require_cached(bool cached, const char* layer) {
+  require<ShapeError>(cached, layer, "::backward called without a preceding forward with gradients enabled");
 }
 
 }  // namespace coordiff::nn
