@@ -2,6 +2,7 @@
 #include "cpu_reference.hpp"
 
 #include "coordiff/diffusion/sampler.hpp"
+#include "coordiff/guidance/classifier_free.hpp"
 #include "coordiff/guidance/none.hpp"
 #include "coordiff/nn/agent_attention.hpp"
 #include "coordiff/nn/conv1d.hpp"
@@ -106,17 +107,21 @@ Tensor<float> unet_forward(std::uint64_t seed, const Tensor<float>& x, const Ten
   return net.forward(x, time, &returns, &keep);
 }
 
-diffusion::Sampler<schedule::Cosine> parity_sampler() {
+diffusion::Sampler<schedule::Cosine> parity_sampler(diffusion::Solver solver) {
   diffusion::SamplerOptions opt;
-  opt.solver = diffusion::Solver::Ddim;
+  opt.solver = solver;
   opt.clip_sample = true;
   return diffusion::Sampler<schedule::Cosine>(schedule::Cosine(100), diffusion::TimestepPlan::strided(100, 20), opt);
 }
 
-Tensor<float> unet_sample(std::uint64_t seed, const Tensor<float>& shape, const Condition<float>& cond,
+Tensor<float> unet_sample(std::uint64_t seed, diffusion::Solver solver, const Tensor<float>& known_values,
+                          const Tensor<std::uint8_t>* known, const Condition<float>& cond, double guidance_weight,
                           std::uint64_t noise_seed) {
   auto net = unet(seed);
-  return parity_sampler().sample(net, guidance::None{}, shape, nullptr, cond, diffusion::SampleNoise(noise_seed, 0));
+  const auto sampler = parity_sampler(solver);
+  const diffusion::SampleNoise noise(noise_seed, 0);
+  if (guidance_weight == 0) return sampler.sample(net, guidance::None{}, known_values, known, cond, noise);
+  return sampler.sample(net, guidance::ClassifierFree{guidance_weight}, known_values, known, cond, noise);
 }
 
 }  // namespace coordiff::cuda_test

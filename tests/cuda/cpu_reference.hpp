@@ -37,10 +37,12 @@ NamedTensors unet_parameters(std::uint64_t seed);
 /// CPU MultiAgentUNet (parameters of unet_parameters(seed)) forward on x [B, H, A, F].
 Tensor<float> unet_forward(std::uint64_t seed, const Tensor<float>& x, const Tensor<float>& time,
                            const Tensor<float>& returns, const Tensor<float>& keep);
-/// 20 DDIM steps (cosine schedule, 100 training steps, x0 clipped).
-diffusion::Sampler<schedule::Cosine> parity_sampler();
-/// parity_sampler() with the CPU network.
-Tensor<float> unet_sample(std::uint64_t seed, const Tensor<float>& shape, const Condition<float>& cond,
+/// 20 DDIM or DDPM steps (cosine schedule, 100 training steps, x0 clipped).
+diffusion::Sampler<schedule::Cosine> parity_sampler(diffusion::Solver solver);
+/// parity_sampler(solver) with the CPU network; guidance_weight 0: unguided, else classifier-free;
+/// known (may be null): entries inpainted from known_values.
+Tensor<float> unet_sample(std::uint64_t seed, diffusion::Solver solver, const Tensor<float>& known_values,
+                          const Tensor<std::uint8_t>* known, const Condition<float>& cond, double guidance_weight,
                           std::uint64_t noise_seed);
 
 }  // namespace coordiff::cuda_test

@@ -8,6 +8,7 @@
 #include "coordiff/backend/cuda/runtime.cuh"
 #include "coordiff/denoiser/denoiser.hpp"
 #include "coordiff/guidance/none.hpp"
+#include "coordiff/diffusion/cuda/sampler.cuh"
 #include "coordiff/nn/cuda/multi_agent_unet.cuh"
 #include "cpu_reference.hpp"
 #include "coordiff/schedule/cosine.hpp"
@@ -217,10 +218,56 @@ void test_sampling_parity() {
   const Tensor<float> shape({16, cfg.horizon, 3, cfg.transition_dim});
   coordiff::Condition<float> cond;
   cond.value = Tensor<float>({16, 3}, 0.8f);
-  const Tensor<float> cpu = ref::unet_sample(seed, shape, cond, 2024);
-  const Tensor<float> gpu =
-      ref::parity_sampler().sample(net, coordiff::guidance::None{}, shape, nullptr, cond, coordiff::diffusion::SampleNoise(2024, 0));
-  report(relative_error(host(gpu), host(cpu)), 1e-3, "20-step DDIM sampling from the same noise");
+  const auto solver = coordiff::diffusion::Solver::Ddim;
+  const Tensor<float> cpu = ref::unet_sample(seed, solver, shape, nullptr, cond, 0, 2024);
+  const Tensor<float> gpu = ref::parity_sampler(solver).sample(net, coordiff::guidance::None{}, shape, nullptr, cond,
+                                                                coordiff::diffusion::SampleNoise(2024, 0));
+  report(relative_error(host(gpu), host(cpu)), 1e-3, "diffusion::Sampler, 20 DDIM steps, device network as the Denoiser");
+}
+
+// The whole loop on the device: DDPM (step noise every step) unguided, and DDIM with classifier-free
+// guidance and inpainting; then a replay of the recorded graph must repeat the result bit for bit.
+void test_device_sampler() {
+  const std::uint64_t seed = 24;
+  const auto cfg = ref::unet_parity_config();
+  const OwnedParameters p(ref::unet_parameters(seed));
+  nc::DeviceMultiAgentUNet<float> net(cfg, 3, p.list);
+  coordiff::Rng rng(25);
+  const index_t B = 12, H = cfg.horizon, A = 3, F = cfg.transition_dim;
+  Tensor<float> known_values = rng.uniform<float>({B, H, A, F}, -0.9f, 0.9f);
+  Tensor<std::uint8_t> known({B, H, A, F});
+  for (index_t b = 0; b < B; ++b)  // agent 0's first two steps are known (MASTARS' observed history)
+    for (index_t t = 0; t < 2; ++t)
+      for (index_t f = 0; f < F; ++f) known(b, t, 0, f) = 1;
+  coordiff::Condition<float> cond;
+  cond.value = rng.uniform<float>({B, A}, 0.0f, 1.0f);
+  using coordiff::diffusion::Solver;
+  for (Solver solver : {Solver::Ddpm, Solver::Ddim}) {
+    const bool guided = solver == Solver::Ddim;
+    const auto host_sampler = ref::parity_sampler(solver);
+    coordiff::diffusion::cuda::DeviceSampler<coordiff::schedule::Cosine, float> sampler(
+        host_sampler.schedule(), host_sampler.plan(), host_sampler.options());
+    const coordiff::diffusion::SampleNoise noise(77, 0);
+    const Tensor<float> want = ref::unet_sample(seed, solver, known_values, guided ? &known : nullptr, cond,
+                                                guided ? 1.2 : 0.0, 77);
+    Tensor<float> got, again;
+    if (guided) {
+      got = sampler.sample(net, coordiff::guidance::ClassifierFree{1.2}, known_values, &known, cond, noise);
+      again = sampler.sample(net, coordiff::guidance::ClassifierFree{1.2}, known_values, &known, cond, noise);
+    } else {
+      got = sampler.sample(net, coordiff::guidance::None{}, known_values, nullptr, cond, noise);
+      again = sampler.sample(net, coordiff::guidance::None{}, known_values, nullptr, cond, noise);
+    }
+    report(relative_error(host(got), host(want)), 1e-3,
+           guided ? "DeviceSampler: DDIM + classifier-free guidance + inpainting" : "DeviceSampler: DDPM");
+    expect(sampler.graph_recordings() == 1 && sampler.graph_replays() == 1, "the second call replays the recorded graph");
+    expect(host(again) == host(got), "the graph replay repeats the eager run bit for bit");
+    if (guided) {
+      bool exact = true;
+      for (index_t i = 0; i < known.size(); ++i) exact = exact && (!known[i] || got[i] == known_values[i]);
+      expect(exact, "inpainted entries equal the known values exactly");
+    }
+  }
 }
 }  // namespace
 
@@ -244,6 +291,7 @@ int main() {
   guarded("attention parity", test_attention_parity);
   guarded("U-Net parity", test_unet_parity);
   guarded("sampling parity", test_sampling_parity);
+  guarded("device sampler", test_device_sampler);
   std::printf("%d failure(s)\n", failures);
   return failures ? 1 : 0;
 }

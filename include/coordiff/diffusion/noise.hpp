@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "coordiff/core/error.hpp"
+#include "coordiff/core/host_device.hpp"
 #include "coordiff/core/philox.hpp"
 #include "coordiff/core/tensor.hpp"
 
@@ -41,6 +42,15 @@ Tensor<T> add_noise(const Tensor<T>& x0, const Tensor<T>& eps, const std::vector
 /// What a draw is for; part of the stream key so that the draws of different purposes never overlap.
 enum class NoisePurpose : std::uint64_t { Initial = 0, Step = 1, Paste = 2, Renoise = 3 };
 
+/// The Philox stream of sample `global_sample`'s draws of one round and purpose, and the counter block
+/// where event `event` of a sample with `per_sample` values starts (host and device: the CUDA sampler
+/// draws the same numbers).
+COORDIFF_HOST_DEVICE std::uint64_t sample_noise_stream(std::uint64_t global_sample, std::uint64_t round,
+                                                       std::uint64_t purpose) {
+  return (global_sample << 12) | (round << 2) | purpose;
+}
+COORDIFF_HOST_DEVICE std::uint64_t sample_noise_padded(std::uint64_t per_sample) { return (per_sample + 3) / 4 * 4; }
+
 /// Standard normal noise for a batch whose sample b has global index first_sample + b.
 /// Stream key: (first_sample + b) << 12 | round << 2 | purpose; counter: event * (padded sample size) + j.
 class SampleNoise {
@@ -58,7 +68,7 @@ class SampleNoise {
   void fill(Tensor<T>& out, NoisePurpose purpose, std::uint64_t event) const {
     require<ShapeError>(out.rank() >= 1, "SampleNoise: needs a batch axis");
     const index_t B = out.dim(0), per = B ? out.size() / B : 0;
-    const std::uint64_t padded = (static_cast<std::uint64_t>(per) + 3) / 4 * 4;
+    const std::uint64_t padded = sample_noise_padded(static_cast<std::uint64_t>(per));
 #pragma omp parallel for schedule(static) if (out.size() > 65536)
     for (index_t b = 0; b < B; ++b) {
       const Philox gen(seed_, stream(static_cast<std::uint64_t>(b), purpose));
@@ -82,7 +92,7 @@ class SampleNoise {
 
  private:
   std::uint64_t stream(std::uint64_t b, NoisePurpose p) const {
-    return ((first_ + b) << 12) | (round_ << 2) | static_cast<std::uint64_t>(p);
+    return sample_noise_stream(first_ + b, round_, static_cast<std::uint64_t>(p));
   }
   std::uint64_t seed_, first_, round_;
 };

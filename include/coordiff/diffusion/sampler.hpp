@@ -51,6 +51,31 @@ struct SampleStats {
   index_t renoise_steps = 0;
 };
 
+/// The scalars of one reverse step from abar ab_t to abar ab_prev (1 for the clean end): x0^ =
+/// (x - ss eps^)/sa; DDPM: x_prev = c0 x0^ + ct x (posterior mean, Ho et al. 2020 eq. 7, for a possibly
+/// strided step) + sigma z; DDIM: x_prev = sqrt(ab_prev) x0^ + ddim_dir eps^ + sigma z (Song et al. 2021 eq. 12).
+struct StepCoefficients {
+  double sa, ss, sigma, c0, ct, sqrt_ab_prev, ddim_dir;
+};
+
+inline StepCoefficients step_coefficients(const SamplerOptions& opt, double ab_t, double ab_prev) {
+  StepCoefficients c{};
+  c.sa = std::sqrt(ab_t), c.ss = std::sqrt(1.0 - ab_t);
+  const bool last = ab_prev >= 1.0;
+  const double alpha_t = ab_t / ab_prev, beta_t = 1.0 - alpha_t;
+  if (opt.solver == Solver::Ddpm) {
+    const double var = opt.variance == Variance::FixedSmall ? std::max(beta_t * (1.0 - ab_prev) / (1.0 - ab_t), 1e-20)
+                                                            : beta_t;
+    c.sigma = last ? 0.0 : std::sqrt(var);
+  } else {
+    c.sigma = last ? 0.0 : opt.eta * std::sqrt((1.0 - ab_prev) / (1.0 - ab_t) * beta_t);
+  }
+  c.c0 = std::sqrt(ab_prev) * beta_t / (1.0 - ab_t), c.ct = std::sqrt(alpha_t) * (1.0 - ab_prev) / (1.0 - ab_t);
+  c.sqrt_ab_prev = std::sqrt(ab_prev);
+  c.ddim_dir = std::sqrt(std::max(1.0 - ab_prev - c.sigma * c.sigma, 0.0));
+  return c;
+}
+
 namespace detail {
 /// Calls the denoiser with activation caching off (inference: no backward pass follows). A cost used by
 /// gradient guidance still runs with caching on, as it needs its own backward pass.
@@ -202,23 +227,11 @@ class Sampler {
   void step(Tensor<T>& x, const Tensor<T>& out, double ab_t, double ab_prev, const SampleNoise& noise,
             std::uint64_t event) const {
     const index_t n = x.size();
-    const double sa = std::sqrt(ab_t), ss = std::sqrt(1.0 - ab_t);
     const bool eps_param = opt_.prediction == denoiser::Prediction::Epsilon;
-    const bool last = ab_prev >= 1.0;
+    const StepCoefficients co = step_coefficients(opt_, ab_t, ab_prev);
+    const double sa = co.sa, ss = co.ss, sigma = co.sigma, c0 = co.c0, ct = co.ct, ddim_dir = co.ddim_dir;
     Tensor<T> z;
-    double sigma = 0.0;
-    const double alpha_t = ab_t / ab_prev, beta_t = 1.0 - alpha_t;
-    if (opt_.solver == Solver::Ddpm) {
-      const double var = opt_.variance == Variance::FixedSmall ? std::max(beta_t * (1.0 - ab_prev) / (1.0 - ab_t), 1e-20)
-                                                               : beta_t;
-      sigma = last ? 0.0 : std::sqrt(var);
-    } else {
-      sigma = last ? 0.0 : opt_.eta * std::sqrt((1.0 - ab_prev) / (1.0 - ab_t) * beta_t);
-    }
     if (sigma > 0.0) z = noise.normal<T>(x.shape(), NoisePurpose::Step, event);
-    // DDPM posterior mean coefficients (Ho et al. 2020, eq. 7) for a possibly strided step.
-    const double c0 = std::sqrt(ab_prev) * beta_t / (1.0 - ab_t), ct = std::sqrt(alpha_t) * (1.0 - ab_prev) / (1.0 - ab_t);
-    const double ddim_dir = std::sqrt(std::max(1.0 - ab_prev - sigma * sigma, 0.0));
     const double lim = opt_.clip_range;
     for (index_t i = 0; i < n; ++i) {
       const double xi = x[i];

@@ -25,7 +25,7 @@ class Blas {
   explicit Blas(cudaStream_t stream = nullptr, bool allow_tf32 = false) : stream_(stream) {
     check_cublas(cublasCreate(&handle_), "cublasCreate");
     check_cublas(cublasSetStream(handle_, stream_), "cublasSetStream");
-    check_cublas(cublasSetMathMode(handle_, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH),
+    check_cublas(cublasSetMathMode(handle_, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
                  "cublasSetMathMode");
     // Graph capture forbids the allocation cuBLAS would otherwise make on first use: give it a workspace.
     workspace_bytes_ = 32u << 20;

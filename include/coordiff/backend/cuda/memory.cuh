@@ -36,6 +36,7 @@ class DevicePool {
     if (bytes == 0) return nullptr;
     const std::size_t size = rounded(bytes);
     std::lock_guard<std::mutex> lock(mutex_);
+    ++grants_;
     auto it = free_.find(size);
     if (it != free_.end()) {
       void* p = it->second;
@@ -76,6 +77,9 @@ class DevicePool {
   std::size_t bytes_cached() const { return cached_; }
   /// cudaMalloc calls made so far: constant across steps once a loop reaches its steady state.
   std::size_t device_allocations() const { return device_allocations_; }
+  /// Blocks handed out so far (cached or new). Unchanged between two moments means no buffer anywhere
+  /// moved, so a CUDA graph recorded at the first is still valid at the second.
+  std::size_t grants() const { return grants_; }
 
  private:
   DevicePool() = default;
@@ -87,7 +91,7 @@ class DevicePool {
   }
   std::mutex mutex_;
   std::multimap<std::size_t, void*> free_;
-  std::size_t in_use_ = 0, cached_ = 0, device_allocations_ = 0;
+  std::size_t in_use_ = 0, cached_ = 0, device_allocations_ = 0, grants_ = 0;
 };
 
 /// Owning array of `n` T on the device, from the pool. `ensure(n)` keeps the block when it is big
