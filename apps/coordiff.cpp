@@ -7,6 +7,7 @@
 //   coordiff train-aux --dataset d.npz --model DIR [--config cfg.json] [--steps N] [--seed S]
 //   coordiff augment --dataset in.npz --model DIR --order lov|sg|joint|independent|random|reverse --num N
 //                    --seed S --out aug.npz [--epsilon E] [--batch B] [--report r.json] [--svg fig.svg]
+//                    [--device cpu|cuda]
 //   coordiff offline-train --algo td3bc|omar|cfcql --dataset d.npz --out r.json [--steps N] [--seed S] [--eval-every K]
 //   coordiff table1 [--dir DIR] [--envs ...] [--qualities ...] [--learners ...] [--methods ...] [--seeds ...] ...
 //   coordiff inspect file.npz
@@ -30,6 +31,9 @@
 #include "coordiff/env/mpe/behaviour.hpp"
 #include "coordiff/env/mpe/collect.hpp"
 #include "coordiff/mastars/mastars.hpp"
+#ifdef COORDIFF_WITH_CUDA
+#include "coordiff/nn/cuda/gpu_unet.hpp"
+#endif
 #include "cli_flags.hpp"
 #include "commands.hpp"
 
@@ -49,6 +53,7 @@ const char* kUsage =
     "  coordiff train-aux --dataset D.npz --model DIR [--config CFG.json] [--steps N] [--seed S]\n"
     "  coordiff augment --dataset D.npz --model DIR --order lov|sg|joint|independent|random|reverse\n"
     "                   --num N --seed S --out AUG.npz [--epsilon E] [--batch B] [--report R.json] [--svg F.svg]\n"
+    "                   [--device cpu|cuda]\n"
     "  coordiff offline-train --algo td3bc|omar|cfcql --dataset D.npz --out R.json [--steps N] [--seed S]\n"
     "                   [--eval-every K] [--eval-episodes M] [--env E] [--quality Q] [--behaviour POLICIES.npz]\n"
     "                   [--threads T] [--actor-lr X] [--critic-lr X] [--cql-alpha X] [--batch B] [--critic-inputs fixed|batch]\n"
@@ -196,7 +201,13 @@ int train_model_part(int argc, char** argv, const char* part) {
 
 int augment(int argc, char** argv) {
   const auto f = parse_flags(argc, argv, 2, {"dataset", "model", "order", "num", "seed", "out", "epsilon", "batch",
-                                             "report", "svg"});
+                                             "report", "svg", "device"});
+  const std::string device = f.count("device") ? f.at("device") : "cpu";
+  cd::require<cd::ConfigError>(device == "cpu" || device == "cuda", "--device must be cpu or cuda, got '", device, "'");
+#ifndef COORDIFF_WITH_CUDA
+  cd::require<cd::ConfigError>(device == "cpu", "--device cuda: this coordiff was built without the CUDA backend "
+                               "(configure with -DCOORDIFF_CUDA=ON)");
+#endif
   const std::string out = required(f, "out");
   const auto method = cd::mastars::parse_method(required(f, "order"));
   const std::filesystem::path model_dir = required(f, "model");
@@ -212,7 +223,18 @@ int augment(int argc, char** argv) {
   const std::string stem = std::filesystem::path(out).replace_extension().string();
   const std::string report_path = f.count("report") ? f.at("report") : stem + ".json";
   const std::string svg_path = f.count("svg") ? f.at("svg") : stem + ".svg";
-  auto a = cd::mastars::augment(m, d, method, &std::cerr);
+  // --device cuda: the same generators with the network on the GPU (nn::cuda::GpuUNet, loaded from m.net).
+  const auto run = [&]() {
+#ifdef COORDIFF_WITH_CUDA
+    if (device == "cuda") {
+      cd::nn::cuda::GpuUNet gpu(m.net.trunk().config(), m.agents, cd::nn::parameters_of<float>(m.net));
+      return cd::mastars::augment(m, d, method, &std::cerr, std::optional(cd::denoiser::Ref<cd::nn::cuda::GpuUNet>(gpu)));
+    }
+#endif
+    return cd::mastars::augment(m, d, method, &std::cerr);
+  };
+  auto a = run();
+  a.report["device"] = device;
   nlohmann::json meta = nlohmann::json::parse(a.dataset.meta);
   meta["augmentation"]["model"] = model_dir.filename().string();
   meta["augmentation"]["source"] = std::filesystem::path(required(f, "dataset")).filename().string();

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <numeric>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -146,8 +147,11 @@ inline double dire(Model<float>& m, const Tensor<float>& x0, index_t steps, inde
 
 /// Runs `method` on `num` windows of `d` (config.augment gives batch size, epsilon, target return and
 /// seed). The model's networks are used as they are (its EMA weights after training).
-inline Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& d, Method method,
-                            std::ostream* progress = nullptr) {
+/// `den` is the denoiser the generators sample with: by default the model's own network on the CPU;
+/// a Ref to nn::cuda::GpuUNet (loaded from the same network) runs the network on the GPU.
+template <class Den = NetworkRef>
+Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& d, Method method,
+                     std::ostream* progress = nullptr, std::optional<Den> den = std::nullopt) {
   const auto t_all = detail::Clock::now();
   const AugmentConfig& cfg = m.config.augment;
   const index_t H = m.config.diffusion.horizon, A = m.agents, O = m.obs_dim, U = m.act_dim;
@@ -192,12 +196,12 @@ inline Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& 
     }
   };
   switch (method) {
-    case Method::Lov: { auto g = make_mastars(m, order::LastObsValue{}); run(g); break; }
-    case Method::Sg: { auto g = make_mastars(m, order::SubgoalIndex{}); run(g); break; }
-    case Method::Reverse: { auto g = make_mastars(m, order::Reverse{}); run(g); break; }
-    case Method::Random: { auto g = make_mastars(m, order::Random{cfg.seed}); run(g); break; }
-    case Method::Joint: { auto g = make_joint_baseline(m); run(g); break; }
-    case Method::Independent: { auto g = make_independent_baseline(m); run(g); break; }
+    case Method::Lov: { auto g = make_mastars(m, order::LastObsValue{}, den); run(g); break; }
+    case Method::Sg: { auto g = make_mastars(m, order::SubgoalIndex{}, den); run(g); break; }
+    case Method::Reverse: { auto g = make_mastars(m, order::Reverse{}, den); run(g); break; }
+    case Method::Random: { auto g = make_mastars(m, order::Random{cfg.seed}, den); run(g); break; }
+    case Method::Joint: { auto g = make_joint_baseline(m, den); run(g); break; }
+    case Method::Independent: { auto g = make_independent_baseline(m, den); run(g); break; }
   }
   stages["generation_seconds"] = detail::since(t);
   stages["value_seconds"] = value_seconds;

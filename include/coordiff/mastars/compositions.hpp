@@ -7,6 +7,8 @@
 //   IndependentBaseline  each agent after its first step, alone (the denoiser does not see the others).
 // All three sample with return-conditioned classifier-free guidance and keep a window only if it passes
 // the dynamics-consistency filter (eq. 6).
+#include <optional>
+#include <type_traits>
 #include <utility>
 
 #include "coordiff/auxiliary/inverse_dynamics.hpp"
@@ -27,13 +29,21 @@ using Network = nn::MultiAgentUNet<float>;
 using NetworkRef = denoiser::Ref<Network>;
 using Consistency = filter::DynamicsConsistency<auxiliary::InverseDynamics<float>, auxiliary::TransitionModel<float>>;
 
+/// The generators over any denoiser `Den` (a Ref to the CPU network, or nn::cuda::GpuUNet's Ref for
+/// the GPU): the composition is the same, only the network's backend differs.
+template <class Den, class Order>
+using MastarsWith = diffusion::Generator<schedule::Cosine, Den, mask::AfterSubgoal, Order, Consistency, guidance::ClassifierFree>;
+template <class Den>
+using JointBaselineWith = diffusion::Generator<schedule::Cosine, Den, mask::HistoryPrefix, order::Joint, Consistency,
+                                               guidance::ClassifierFree>;
+template <class Den>
+using IndependentBaselineWith = diffusion::Generator<schedule::Cosine, Den, mask::HistoryPrefix, order::Independent,
+                                                     Consistency, guidance::ClassifierFree>;
+
 template <class Order>
-using Mastars = diffusion::Generator<schedule::Cosine, NetworkRef, mask::AfterSubgoal, Order, Consistency,
-                                     guidance::ClassifierFree>;
-using JointBaseline = diffusion::Generator<schedule::Cosine, NetworkRef, mask::HistoryPrefix, order::Joint, Consistency,
-                                           guidance::ClassifierFree>;
-using IndependentBaseline = diffusion::Generator<schedule::Cosine, NetworkRef, mask::HistoryPrefix, order::Independent,
-                                                 Consistency, guidance::ClassifierFree>;
+using Mastars = MastarsWith<NetworkRef, Order>;
+using JointBaseline = JointBaselineWith<NetworkRef>;
+using IndependentBaseline = IndependentBaselineWith<NetworkRef>;
 
 /// The sampler settings of the official MASTARS generator: DDPM with clipped x0^, x_K = 0.5 z, the known
 /// region pasted at the current level (eq. 5c), no RePaint resampling unless the config asks for it.
@@ -52,23 +62,41 @@ inline diffusion::TimestepPlan timestep_plan(const Config& c) {
   return plan;
 }
 
-/// A generator of type G (one of the aliases above) over the model's network and auxiliary models, which
-/// it borrows: the model must outlive it.
-template <class G, class Mask, class Order>
-G make(Model<float>& m, Mask mask, Order order) {
-  return G({schedule::Cosine(m.config.diffusion.diffusion_steps), NetworkRef(m.net), std::move(mask), std::move(order),
+/// A generator of type G (one of the aliases above) over the denoiser `den` and the model's auxiliary
+/// models, which it borrows: the model must outlive it.
+template <class G, class Den, class Mask, class Order>
+G make(Model<float>& m, Den den, Mask mask, Order order) {
+  return G({schedule::Cosine(m.config.diffusion.diffusion_steps), std::move(den), std::move(mask), std::move(order),
             filter::dynamics_consistency(m.inverse, m.transition, m.config.augment.epsilon),
             guidance::ClassifierFree{m.config.diffusion.guidance_weight}},
            timestep_plan(m.config), sampler_options(), m.config.augment.seed);
 }
 
-template <class Order>
-Mastars<Order> make_mastars(Model<float>& m, Order order = {}) {
-  return make<Mastars<Order>>(m, mask::AfterSubgoal{}, std::move(order));
+namespace detail {
+/// The given denoiser, else the model's own network (when Den can be made from it).
+template <class Den>
+Den denoiser_or_network(Model<float>& m, std::optional<Den>& den) {
+  if (den) return std::move(*den);
+  if constexpr (std::is_constructible_v<Den, Network&>) {
+    return Den(m.net);
+  } else {
+    throw ConfigError("mastars: this denoiser type cannot be made from the model's network; pass one");
+  }
 }
-inline JointBaseline make_joint_baseline(Model<float>& m) { return make<JointBaseline>(m, mask::HistoryPrefix{1}, order::Joint{}); }
-inline IndependentBaseline make_independent_baseline(Model<float>& m) {
-  return make<IndependentBaseline>(m, mask::HistoryPrefix{1}, order::Independent{});
+}  // namespace detail
+
+template <class Order, class Den = NetworkRef>
+MastarsWith<Den, Order> make_mastars(Model<float>& m, Order order = {}, std::optional<Den> den = std::nullopt) {
+  return make<MastarsWith<Den, Order>>(m, detail::denoiser_or_network(m, den), mask::AfterSubgoal{}, std::move(order));
+}
+template <class Den = NetworkRef>
+JointBaselineWith<Den> make_joint_baseline(Model<float>& m, std::optional<Den> den = std::nullopt) {
+  return make<JointBaselineWith<Den>>(m, detail::denoiser_or_network(m, den), mask::HistoryPrefix{1}, order::Joint{});
+}
+template <class Den = NetworkRef>
+IndependentBaselineWith<Den> make_independent_baseline(Model<float>& m, std::optional<Den> den = std::nullopt) {
+  return make<IndependentBaselineWith<Den>>(m, detail::denoiser_or_network(m, den), mask::HistoryPrefix{1},
+                                            order::Independent{});
 }
 
 }  // namespace coordiff::mastars
