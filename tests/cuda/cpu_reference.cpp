@@ -2,6 +2,9 @@
 #include "cpu_reference.hpp"
 
 #include "coordiff/diffusion/sampler.hpp"
+#include "coordiff/diffusion/trainer.hpp"
+#include "coordiff/nn/cuda/gpu_unet.hpp"
+#include "coordiff/nn/optim/adam.hpp"
 #include "coordiff/guidance/classifier_free.hpp"
 #include "coordiff/guidance/none.hpp"
 #include "coordiff/nn/agent_attention.hpp"
@@ -105,6 +108,70 @@ Tensor<float> unet_forward(std::uint64_t seed, const Tensor<float>& x, const Ten
                            const Tensor<float>& returns, const Tensor<float>& keep) {
   auto net = unet(seed);
   return net.forward(x, time, &returns, &keep);
+}
+
+NamedTensors unet_gradients(std::uint64_t seed, const Tensor<float>& x, const Tensor<float>& time,
+                            const Tensor<float>& returns, const Tensor<float>& keep, const Tensor<float>& dy) {
+  auto net = unet(seed);
+  const auto params = nn::parameters_of<float>(net);
+  nn::zero_grad(params);
+  net.forward(x, time, &returns, &keep);
+  net.backward(dy);
+  NamedTensors out;
+  for (const auto& p : params) out.emplace_back(p.name, p.param->grad);
+  return out;
+}
+
+Tensor<float> adam_steps(const Tensor<float>& start, const std::vector<Tensor<float>>& grads) {
+  nn::Parameter<float> p(start.shape());
+  p.value = start;
+  nn::optim::AdamOptions o;
+  o.lr = 0.01;
+  o.weight_decay = 0.1;
+  nn::optim::Adam<float> adam({{"p", &p}}, o);
+  for (const auto& g : grads) {
+    p.grad = g;
+    adam.step();
+  }
+  return p.value;
+}
+
+std::pair<double, double> trainer_parity(std::uint64_t seed, index_t steps) {
+  auto cpu = unet(seed);
+  nn::cuda::GpuUNet gpu(unet_parity_config(), 3, nn::parameters_of<float>(cpu));
+  const auto cfg = unet_parity_config();
+  Rng rng(seed + 1);
+  diffusion::TrajectoryDataset<float> data;
+  data.x = rng.uniform<float>({64, cfg.horizon, 3, cfg.transition_dim}, -1.0f, 1.0f);
+  data.condition = rng.uniform<float>({64, 3}, 0.0f, 1.0f);
+  diffusion::TrainerOptions o;
+  o.batch_size = 16;
+  o.steps = steps;
+  o.lr = 1e-3;
+  o.grad_clip = 1.0;
+  o.log_every = 0;
+  o.seed = 7;
+  diffusion::Trainer<schedule::Cosine, nn::MultiAgentUNet<float>> on_cpu(cpu, schedule::Cosine(100), data, o);
+  diffusion::Trainer<schedule::Cosine, nn::cuda::GpuUNet> on_gpu(gpu, schedule::Cosine(100), data, o);
+  double loss_err = 0;
+  for (index_t s = 0; s < steps; ++s) {
+    const double a = on_cpu.step(), b = on_gpu.step();
+    loss_err = std::max(loss_err, std::abs(a - b) / std::abs(a));
+  }
+  double diff = 0, scale = 0;
+  const auto pc = on_cpu.parameters(), pg = on_gpu.parameters();
+  for (std::size_t i = 0; i < pc.size(); ++i) {
+    const auto& a = pc[i].param->value;
+    const Tensor<float>* b = nullptr;
+    for (const auto& q : pg)
+      if (q.name == pc[i].name) b = &q.param->value;
+    require<ConfigError>(b != nullptr, "trainer_parity: the GPU network has no parameter ", pc[i].name);
+    for (index_t j = 0; j < a.size(); ++j) {
+      diff = std::max(diff, std::abs(static_cast<double>(a[j]) - (*b)[j]));
+      scale = std::max(scale, std::abs(static_cast<double>(a[j])));
+    }
+  }
+  return {diff / scale, loss_err};
 }
 
 diffusion::Sampler<schedule::Cosine> parity_sampler(diffusion::Solver solver) {

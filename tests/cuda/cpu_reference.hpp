@@ -37,6 +37,19 @@ NamedTensors unet_parameters(std::uint64_t seed);
 /// CPU MultiAgentUNet (parameters of unet_parameters(seed)) forward on x [B, H, A, F].
 Tensor<float> unet_forward(std::uint64_t seed, const Tensor<float>& x, const Tensor<float>& time,
                            const Tensor<float>& returns, const Tensor<float>& keep);
+/// Parameter gradients of the CPU network (parameters of unet_parameters(seed)) for one forward pass
+/// on (x, time, returns, keep) followed by backward(dy).
+NamedTensors unet_gradients(std::uint64_t seed, const Tensor<float>& x, const Tensor<float>& time,
+                            const Tensor<float>& returns, const Tensor<float>& keep, const Tensor<float>& dy);
+
+/// nn::optim::Adam (lr 0.01, weight decay 0.1) on `start` for the given gradients, one step each.
+Tensor<float> adam_steps(const Tensor<float>& start, const std::vector<Tensor<float>>& grads);
+
+/// diffusion::Trainer run for `steps` steps on a small random dataset twice, once with the CPU network and
+/// once with nn::cuda::GpuUNet loaded from the same parameters: the largest relative difference
+/// max|a - b| / max|b| over the final parameters and the two loss histories' largest relative difference.
+std::pair<double, double> trainer_parity(std::uint64_t seed, index_t steps);
+
 /// 20 DDIM or DDPM steps (cosine schedule, 100 training steps, x0 clipped).
 diffusion::Sampler<schedule::Cosine> parity_sampler(diffusion::Solver solver);
 /// parity_sampler(solver) with the CPU network; guidance_weight 0: unguided, else classifier-free;

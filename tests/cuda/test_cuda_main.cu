@@ -1,6 +1,8 @@
 // CUDA parity tests: every device routine is compared with the CPU reference. Without a GPU the whole
 // executable reports SKIPPED (exit code 77, which ctest shows as "Skipped"), never failed.
+#include <algorithm>
 #include <cmath>
+#include <string>
 #include <cstdio>
 #include <vector>
 
@@ -9,6 +11,7 @@
 #include "coordiff/denoiser/denoiser.hpp"
 #include "coordiff/guidance/none.hpp"
 #include "coordiff/diffusion/cuda/sampler.cuh"
+#include "coordiff/nn/cuda/gpu_unet_impl.cuh"
 #include "coordiff/nn/cuda/multi_agent_unet.cuh"
 #include "cpu_reference.hpp"
 #include "coordiff/schedule/cosine.hpp"
@@ -168,7 +171,7 @@ void test_attention_parity() {
   bc::DeviceArray<float> dx, dte;
   dx.upload(channels_last(c.x.reshape({B * A, C, L})), stream.get());
   dte.upload(te, stream.get());
-  const float* dy = attn.forward(blas, dx.data(), B, A, L, dte.data(), table.total);
+  const float* dy = attn.forward(blas, dx.data(), B, A, L, dte.data(), table.total, false);
   report(relative_error(download(dy, static_cast<std::size_t>(c.x.size()), stream.get()),
                         channels_last(c.ref.reshape({B * A, C, L}))),
          1e-5, "agent self-attention (5 agents, 4 heads)");
@@ -207,6 +210,70 @@ void test_unet_parity() {
     named = std::string(e.what()).find(p.list.front().name) != std::string::npos;
   }
   expect(named, "a missing parameter is named in the error");
+}
+
+// Every parameter's gradient after one forward/backward, against the CPU network's.
+void test_unet_gradients() {
+  const std::uint64_t seed = 31;
+  const auto cfg = ref::unet_parity_config();
+  const OwnedParameters p(ref::unet_parameters(seed));
+  nc::DeviceMultiAgentUNet<float> net(cfg, 3, p.list);
+  coordiff::Rng rng(32);
+  const index_t B = 4, A = 3;
+  const Tensor<float> x = rng.normal<float>({B, cfg.horizon, A, cfg.transition_dim});
+  const Tensor<float> dy = rng.normal<float>(x.shape());
+  Tensor<float> t({B}), returns = rng.normal<float>({B, A}), keep({B, A});
+  for (index_t b = 0; b < B; ++b) t[b] = float(rng.below(100));
+  for (index_t i = 0; i < B * A; ++i) keep[i] = float(i % 4 != 1);
+  const auto want = ref::unet_gradients(seed, x, t, returns, keep, dy);
+  net.set_training(true);
+  net.forward(x, t, &returns, &keep);
+  net.backward(dy);
+  OwnedParameters got(ref::unet_parameters(seed));
+  for (auto& q : got.storage) q.grad = Tensor<float>(q.value.shape());
+  net.add_gradients_to(got.list);
+  double worst = 0;
+  std::string worst_name;
+  std::size_t compared = 0, unused = 0;
+  for (std::size_t i = 0; i < got.list.size(); ++i) {
+    const auto& name = got.list[i].name;
+    const auto it = std::find_if(want.begin(), want.end(), [&](const auto& w) { return w.first == name; });
+    if (it == want.end()) continue;
+    if (name.find("self_attn." + std::to_string(cfg.levels()) + ".") == 0) {  // the never-used finest attention
+      ++unused;
+      continue;
+    }
+    const double e = relative_error(host(got.list[i].param->grad), host(it->second));
+    ++compared;
+    if (e > worst) worst = e, worst_name = name;
+  }
+  std::printf("  %zu parameter gradients compared; worst %s\n", compared, worst_name.c_str());
+  report(worst, 1e-3, "MultiAgentUNet backward: every parameter gradient");
+  expect(unused > 0 && compared + unused == want.size(), "every used parameter's gradient is compared");
+}
+
+void test_adam_parity() {
+  coordiff::Rng rng(33);
+  const Tensor<float> start = rng.normal<float>({257});
+  std::vector<Tensor<float>> grads;
+  for (int k = 0; k < 3; ++k) grads.push_back(rng.normal<float>({257}));
+  const Tensor<float> want = ref::adam_steps(start, grads);
+  bc::Stream stream;
+  bc::DeviceArray<float> p, g, m(257), v(257);
+  p.upload(host(start), stream.get());
+  bc::check(cudaMemsetAsync(m.data(), 0, 257 * sizeof(float), stream.get()), "memset");
+  bc::check(cudaMemsetAsync(v.data(), 0, 257 * sizeof(float), stream.get()), "memset");
+  for (int k = 0; k < 3; ++k) {
+    g.upload(host(grads[static_cast<std::size_t>(k)]), stream.get());
+    bc::adam(p.data(), g.data(), m.data(), v.data(), 257, 0.01, 0.9, 0.999, 1e-8, 0.1, false, k + 1, stream.get());
+  }
+  report(relative_error(p.to_host(stream.get()), host(want)), 1e-6, "Adam update (3 steps, weight decay)");
+}
+
+void test_trainer_parity() {
+  const auto [param_err, loss_err] = ref::trainer_parity(34, 5);
+  report(loss_err, 1e-3, "diffusion::Trainer with GpuUNet: loss per step");
+  report(param_err, 1e-3, "diffusion::Trainer with GpuUNet: parameters after 5 steps");
 }
 
 // The same Sampler code with the network on either backend, from the same noise.
@@ -290,6 +357,9 @@ int main() {
   guarded("group norm parity", test_group_norm_parity);
   guarded("attention parity", test_attention_parity);
   guarded("U-Net parity", test_unet_parity);
+  guarded("U-Net gradients", test_unet_gradients);
+  guarded("Adam", test_adam_parity);
+  guarded("Trainer with GpuUNet", test_trainer_parity);
   guarded("sampling parity", test_sampling_parity);
   guarded("device sampler", test_device_sampler);
   std::printf("%d failure(s)\n", failures);

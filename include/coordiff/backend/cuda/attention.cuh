@@ -4,6 +4,7 @@
 // Each set member's query/key is a whole [length, head channels] slice (attention between agents
 // over their full trajectories, as MADiff), so a score is a dot product of length * head_qk terms.
 #include "coordiff/backend/cuda/elementwise.cuh"
+#include "coordiff/backend/cuda/reduce.cuh"
 
 namespace coordiff::backend::cuda {
 
@@ -15,6 +16,7 @@ struct SetAttentionShape {
 };
 
 constexpr dindex kMaxAttentionSet = 64;
+
 
 namespace kernels {
 template <class T>
@@ -58,6 +60,61 @@ __global__ void set_attention(const T* qkv, SetAttentionShape s, T scale, const 
     y[out] = (residual ? residual[out] : T(0)) + gain * acc;
   }
 }
+
+// Backward, one block per (batch, head): with out = P V and y = residual + gain out,
+// dV = gain P^T dy, dP = gain dy V^T, dS = P (dP - rowsum(P dP)) (softmax), dQ = scale dS K, dK = scale
+// dS^T Q; gain_part[b, h] = sum dy out (the gain's gradient, summed later in a fixed order).
+template <class T>
+__global__ void set_attention_backward(const T* qkv, SetAttentionShape s, T scale, const T* weights, const T* dy, T gain,
+                                       T* dqkv, T* gain_part) {
+  extern __shared__ unsigned char shared_bytes[];
+  T* P = reinterpret_cast<T*>(shared_bytes);  // [set, set]
+  T* dS = P + s.set * s.set;                  // [set, set]
+  __shared__ double shared32[32];
+  const dindex b = blockIdx.x, h = blockIdx.y, A = s.set, L = s.length, C = s.heads * s.v;
+  const T* base = qkv + b * A * L * s.width;
+  T* dbase = dqkv + b * A * L * s.width;
+  const T* dyb = dy + b * A * L * C;
+  for (dindex p = threadIdx.x; p < A * A; p += blockDim.x) P[p] = weights[(b * s.heads + h) * A * A + p];
+  __syncthreads();
+  const dindex dv = s.v * L, dq = s.qk * L;
+  auto vat = [&](dindex j, dindex f) { return base[(j * L + f / s.v) * s.width + s.v_offset + h * s.v + f % s.v]; };
+  auto dyat = [&](dindex i, dindex f) { return dyb[(i * L + f / s.v) * C + h * s.v + f % s.v]; };
+  double gpart = 0;
+  for (dindex p = threadIdx.x; p < A * A; p += blockDim.x) {  // dP
+    const dindex i = p / A, j = p % A;
+    T acc = T(0);
+    for (dindex f = 0; f < dv; ++f) acc += dyat(i, f) * vat(j, f);
+    dS[p] = gain * acc;
+  }
+  for (dindex e = threadIdx.x; e < A * dv; e += blockDim.x) {  // dV and the gain's gradient
+    const dindex j = e / dv, f = e % dv;
+    T acc = T(0), out = T(0);
+    for (dindex i = 0; i < A; ++i) acc += P[i * A + j] * dyat(i, f);
+    for (dindex k = 0; k < A; ++k) out += P[j * A + k] * vat(k, f);
+    gpart += static_cast<double>(dyat(j, f)) * out;
+    dbase[(j * L + f / s.v) * s.width + s.v_offset + h * s.v + f % s.v] = gain * acc;
+  }
+  const double gsum = detail::block_sum(gpart, shared32);
+  if (threadIdx.x == 0) gain_part[b * s.heads + h] = static_cast<T>(gsum);
+  __syncthreads();
+  for (dindex i = threadIdx.x; i < A; i += blockDim.x) {  // softmax backward, row i
+    T dot = T(0);
+    for (dindex j = 0; j < A; ++j) dot += P[i * A + j] * dS[i * A + j];
+    for (dindex j = 0; j < A; ++j) dS[i * A + j] = P[i * A + j] * (dS[i * A + j] - dot);
+  }
+  __syncthreads();
+  for (dindex e = threadIdx.x; e < A * dq; e += blockDim.x) {
+    const dindex i = e / dq, l = (e % dq) / s.qk, c = e % s.qk;
+    T aq = T(0), ak = T(0);
+    for (dindex j = 0; j < A; ++j) {
+      aq += dS[i * A + j] * base[(j * L + l) * s.width + s.k_offset + h * s.qk + c];
+      ak += dS[j * A + i] * base[(j * L + l) * s.width + s.q_offset + h * s.qk + c];
+    }
+    dbase[(i * L + l) * s.width + s.q_offset + h * s.qk + c] = scale * aq;
+    dbase[(i * L + l) * s.width + s.k_offset + h * s.qk + c] = scale * ak;
+  }
+}
 }  // namespace kernels
 
 /// y [batch * set, length, heads * v] = residual + gain * softmax(q k^T / sqrt(length * qk)) v per head
@@ -77,4 +134,21 @@ void set_attention(const T* qkv, const SetAttentionShape& s, const T* residual, 
   check(cudaGetLastError(), "set_attention launch");
 }
 
+}  // namespace coordiff::backend::cuda
+
+namespace coordiff::backend::cuda {
+/// Backward of set_attention (no residual term: its gradient is dy itself): dqkv [batch * set, length,
+/// width] receives the q, k and v gradients in their channels (other channels are left as they are),
+/// gain_part [batch * heads] the per-block parts of the gain's gradient.
+template <class T>
+void set_attention_backward(const T* qkv, const SetAttentionShape& s, const T* weights, const T* dy, T gain, T* dqkv,
+                            T* gain_part, cudaStream_t stream) {
+  if (s.batch == 0) return;
+  using std::sqrt;
+  const T scale = T(1) / sqrt(static_cast<T>(s.qk * s.length));
+  const dim3 grid(static_cast<unsigned>(s.batch), static_cast<unsigned>(s.heads));
+  const std::size_t shared = 2 * static_cast<std::size_t>(s.set * s.set) * sizeof(T);
+  kernels::set_attention_backward<<<grid, 128, shared, stream>>>(qkv, s, scale, weights, dy, gain, dqkv, gain_part);
+  check(cudaGetLastError(), "set_attention_backward launch");
+}
 }  // namespace coordiff::backend::cuda

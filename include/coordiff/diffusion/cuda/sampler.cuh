@@ -176,7 +176,7 @@ class DeviceSampler {
     net_out_.ensure(static_cast<std::size_t>(rows * per));
     time_.ensure(static_cast<std::size_t>(rows));
 
-    const Key k{&net, B, A, cfg, weight, known != nullptr, returns && (cfg || keep)};
+    const Key k{&net, net.parameters_version(), B, A, cfg, weight, known != nullptr, returns && (cfg || keep)};
     // Replay only while no device buffer has moved since the recording (any allocation may have).
     if (graph_ && k == graph_key_ && bc::DevicePool::instance().grants() == grants_at_recording_) {
       bc::check(cudaGraphLaunch(graph_, s), "cudaGraphLaunch");
@@ -194,6 +194,7 @@ class DeviceSampler {
  private:
   struct Key {
     const void* net = nullptr;
+    std::size_t net_version = 0;
     index_t batch = 0, agents = 0;
     bool cfg = false;
     double weight = 1.0;
