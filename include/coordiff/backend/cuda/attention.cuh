@@ -22,7 +22,7 @@ namespace kernels {
 template <class T>
 __global__ void set_attention(const T* qkv, SetAttentionShape s, T scale, const T* residual, T gain, T* y,
                               T* weights_out) {
-  extern __shared__ unsigned char shared_bytes[];
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
   T* P = reinterpret_cast<T*>(shared_bytes);  // [set, set]
   const dindex b = blockIdx.x, h = blockIdx.y, A = s.set, L = s.length;
   const T* base = qkv + b * A * L * s.width;
@@ -67,7 +67,7 @@ __global__ void set_attention(const T* qkv, SetAttentionShape s, T scale, const 
 template <class T>
 __global__ void set_attention_backward(const T* qkv, SetAttentionShape s, T scale, const T* weights, const T* dy, T gain,
                                        T* dqkv, T* gain_part) {
-  extern __shared__ unsigned char shared_bytes[];
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
   T* P = reinterpret_cast<T*>(shared_bytes);  // [set, set]
   T* dS = P + s.set * s.set;                  // [set, set]
   __shared__ double shared32[32];

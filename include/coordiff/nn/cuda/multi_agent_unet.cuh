@@ -63,10 +63,12 @@ struct ParameterSlot {
 };
 
 namespace detail {
+/// A device copy of `host`, complete on return (so that any stream may read it).
 template <class T>
 bc::DeviceArray<T> upload(const std::vector<T>& host) {
   bc::DeviceArray<T> d;
   d.upload(host);
+  bc::check(cudaStreamSynchronize(nullptr), "cudaStreamSynchronize (parameter upload)");
   return d;
 }
 template <class T>
