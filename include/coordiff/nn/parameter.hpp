@@ -67,17 +67,22 @@ inline bool& grad_enabled_flag() {
 }
 inline bool grad_enabled() { return grad_enabled_flag(); }
 
-/// RAII: disables activation caching (inference) in its scope, like torch.no_grad().
-class NoGradGuard {
+/// RAII: sets activation caching to `enabled` in its scope and restores the previous setting after.
+template <bool enabled>
+class GradModeGuard {
  public:
-  NoGradGuard() : previous_(grad_enabled_flag()) { grad_enabled_flag() = false; }
-  ~NoGradGuard() { grad_enabled_flag() = previous_; }
-  NoGradGuard(const NoGradGuard&) = delete;
-  NoGradGuard& operator=(const NoGradGuard&) = delete;
+  GradModeGuard() : previous_(grad_enabled_flag()) { grad_enabled_flag() = enabled; }
+  ~GradModeGuard() { grad_enabled_flag() = previous_; }
+  GradModeGuard(const GradModeGuard&) = delete;
+  GradModeGuard& operator=(const GradModeGuard&) = delete;
 
  private:
   bool previous_;
 };
+/// Disables activation caching (inference) in its scope, like torch.no_grad().
+using NoGradGuard = GradModeGuard<false>;
+/// Enables it (an input gradient needed inside an inference scope), like torch.enable_grad().
+using GradGuard = GradModeGuard<true>;
 
 /// Throws ShapeError unless backward() follows a forward() that cached activations.
 inline void require_cached(bool cached, const char* layer) {

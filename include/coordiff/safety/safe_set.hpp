@@ -1,0 +1,77 @@
+#pragma once
+// The safe set of paper 001 (Definition 3): agent i is safe at time t when its distance d to every other
+// agent is at least the stopping distance of their relative speed plus a stopped gap,
+//   d(s_i, o_i) >= V^2 / (2 b) + kappa_s,
+// (V the relative speed, b the deceleration, kappa_s the minimal stopped gap), and outside every static
+// hazard. The system is safe when every agent is. Labels from these rules train the decentralised CBF
+// (eq. 12); the same rules give the environments' costs.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "coordiff/core/error.hpp"
+#include "coordiff/core/tensor.hpp"
+
+namespace coordiff::safety {
+
+/// Constants of Definition 3. Defaults: b = 1 (unit deceleration, in the environment's units), kappa_s =
+/// the sum of two agent radii plus a small gap, for MPE-sized agents (radius 0.15 in Spread).
+struct SafeDistance {
+  double deceleration = 1.0;  ///< b > 0
+  double stopped_gap = 0.35;  ///< kappa_s >= 0: centre distance at which two stopped agents are too close
+
+  void validate() const {
+    require<ConfigError>(deceleration > 0 && std::isfinite(deceleration), "SafeDistance: deceleration must be > 0, got ",
+                         deceleration);
+    require<ConfigError>(stopped_gap >= 0 && std::isfinite(stopped_gap), "SafeDistance: stopped_gap must be >= 0, got ",
+                         stopped_gap);
+  }
+  /// V^2/(2b) + kappa_s.
+  double required(double relative_speed) const { return relative_speed * relative_speed / (2 * deceleration) + stopped_gap; }
+};
+
+/// A static circular hazard.
+struct Hazard {
+  double x = 0, y = 0, radius = 0;
+};
+
+/// Planar agents at one instant: positions and velocities [A, 2].
+struct PlanarState {
+  Tensor<double> position, velocity;
+};
+
+/// Per-agent safety margin at one instant: the smallest, over the other agents, of d - (V^2/(2b) +
+/// kappa_s), and over the hazards of (distance to the centre - radius - agent_radius); negative = unsafe.
+inline std::vector<double> safety_margins(const PlanarState& s, const SafeDistance& rule, const std::vector<Hazard>& hazards = {},
+                                          double agent_radius = 0.0) {
+  require<ShapeError>(s.position.rank() == 2 && s.position.dim(1) == 2, "safety_margins: positions must be [A, 2], got ",
+                      to_string(s.position.shape()));
+  require_shape(s.velocity.shape(), s.position.shape(), "safety_margins: velocities");
+  const index_t A = s.position.dim(0);
+  std::vector<double> margin(static_cast<std::size_t>(A), std::numeric_limits<double>::infinity());
+  for (index_t i = 0; i < A; ++i) {
+    double& m = margin[static_cast<std::size_t>(i)];
+    for (index_t j = 0; j < A; ++j) {
+      if (j == i) continue;
+      const double dx = s.position(i, 0) - s.position(j, 0), dy = s.position(i, 1) - s.position(j, 1);
+      const double dvx = s.velocity(i, 0) - s.velocity(j, 0), dvy = s.velocity(i, 1) - s.velocity(j, 1);
+      m = std::min(m, std::hypot(dx, dy) - rule.required(std::hypot(dvx, dvy)));
+    }
+    for (const Hazard& h : hazards)
+      m = std::min(m, std::hypot(s.position(i, 0) - h.x, s.position(i, 1) - h.y) - h.radius - agent_radius);
+  }
+  return margin;
+}
+
+/// Definition 3 per agent: 1 = safe, 0 = in the dangerous set.
+inline std::vector<std::uint8_t> safe_agents(const PlanarState& s, const SafeDistance& rule,
+                                             const std::vector<Hazard>& hazards = {}, double agent_radius = 0.0) {
+  const auto m = safety_margins(s, rule, hazards, agent_radius);
+  std::vector<std::uint8_t> safe(m.size());
+  for (std::size_t i = 0; i < m.size(); ++i) safe[i] = m[i] >= 0 ? 1 : 0;
+  return safe;
+}
+
+}  // namespace coordiff::safety

@@ -1,0 +1,185 @@
+// Paper 001's safety pieces: the safe set of Definition 3, the CBF hinge losses of eq. 12, a learned
+// barrier, CBF gradient guidance and the CBF filter, against hand computations and analytic barriers.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "coordiff/denoiser/denoiser.hpp"
+#include "coordiff/diffusion/batch.hpp"
+#include "coordiff/filter/cbf_safe.hpp"
+#include "coordiff/guidance/cbf_gradient.hpp"
+#include "coordiff/safety/barrier.hpp"
+#include "coordiff/safety/cbf_training.hpp"
+#include "coordiff/safety/safe_set.hpp"
+#include "coordiff/safety/trajectory_condition.hpp"
+
+using namespace coordiff;
+
+namespace {
+safety::PlanarState planar(std::vector<double> pos, std::vector<double> vel) {
+  const auto A = static_cast<index_t>(pos.size() / 2);
+  return {Tensor<double>({A, 2}, std::move(pos)), Tensor<double>({A, 2}, std::move(vel))};
+}
+}  // namespace
+
+TEST_CASE("safety: Definition 3 labels constructed states (stopped gap, relative speed, hazards)") {
+  const safety::SafeDistance rule{1.0, 0.35};
+  // A and B stopped 0.3 apart (< kappa_s = 0.35); C far away.
+  auto m = safety::safety_margins(planar({0, 0, 0.3, 0, 2, 0}, {0, 0, 0, 0, 0, 0}), rule);
+  CHECK(m[0] == doctest::Approx(-0.05));
+  CHECK(m[1] == doctest::Approx(-0.05));
+  CHECK(m[2] == doctest::Approx(1.7 - 0.35));
+  CHECK(safety::safe_agents(planar({0, 0, 0.3, 0, 2, 0}, {0, 0, 0, 0, 0, 0}), rule) == std::vector<std::uint8_t>{0, 0, 1});
+  // 1.0 apart closing at relative speed 2: stopping distance 2^2/(2*1) + 0.35 = 2.35 > 1 -> both unsafe;
+  // the same pair at rest is safe.
+  CHECK(safety::safe_agents(planar({0, 0, 1, 0}, {1, 0, -1, 0}), rule) == std::vector<std::uint8_t>{0, 0});
+  CHECK(safety::safe_agents(planar({0, 0, 1, 0}, {0, 0, 0, 0}), rule) == std::vector<std::uint8_t>{1, 1});
+  CHECK(safety::safety_margins(planar({0, 0, 1, 0}, {1, 0, -1, 0}), rule)[0] == doctest::Approx(1 - 2.35));
+  // A hazard of radius 0.5 at (3, 0): an agent of radius 0.1 at (3.55, 0) touches it (margin -0.05).
+  const std::vector<safety::Hazard> hazards{{3, 0, 0.5}};
+  m = safety::safety_margins(planar({3.55, 0, 0, 0}, {0, 0, 0, 0}), rule, hazards, 0.1);
+  CHECK(m[0] == doctest::Approx(-0.05));
+  CHECK(m[1] == doctest::Approx(2.5 - 0.1));  // nearest: the hazard (3 - 0.5 - 0.1), the other agent is 3.55 away
+  CHECK_THROWS_AS(safety::SafeDistance({0.0, 0.35}).validate(), ConfigError);
+}
+
+TEST_CASE("safety: the eq. 12 hinge losses and their gradients match a hand computation") {
+  const safety::CbfLossOptions o{0.02, 1.0, 0.1};
+  const std::vector<double> h{0.5, -0.01, 0.3, -0.2}, hn{0.4, 0.0, 0.2, 0.0};
+  const std::vector<std::uint8_t> safe{1, 1, 0, 0}, next{1, 1, 0, 0};
+  const auto L = safety::cbf_loss(h, hn, safe, next, o);
+  // safe: only row 1 violates (0.02 + 0.01) -> 0.03 / 2; derivative: row 0: 0.02 + 1 - 0.5 = 0.52 -> 0.52 / 2,
+  // row 1: 0.02 - 0.1 + 0.01 < 0; unsafe: row 2: 0.02 + 0.3 = 0.32 -> 0.32 / 2, row 3 satisfied.
+  CHECK(L.safe == doctest::Approx(0.015));
+  CHECK(L.derivative == doctest::Approx(0.26));
+  CHECK(L.unsafe == doctest::Approx(0.16));
+  CHECK(L.total == doctest::Approx(0.435));
+  CHECK(L.dh[0] == doctest::Approx((10.0 - 1.0) / 2));
+  CHECK(L.dh_next[0] == doctest::Approx(-10.0 / 2));
+  CHECK(L.dh[1] == doctest::Approx(-0.5));
+  CHECK(L.dh[2] == doctest::Approx(0.5));
+  CHECK(L.dh[3] == 0.0);
+  // Central differences of the total, away from the hinges' kinks.
+  for (std::size_t i = 0; i < h.size(); ++i)
+    for (int which = 0; which < 2; ++which) {
+      auto hp = h, hm = h, np = hn, nm = hn;
+      (which ? np : hp)[i] += 1e-6, (which ? nm : hm)[i] -= 1e-6;
+      const double fd = (safety::cbf_loss(hp, np, safe, next, o).total - safety::cbf_loss(hm, nm, safe, next, o).total) / 2e-6;
+      CHECK((which ? L.dh_next : L.dh)[i] == doctest::Approx(fd).epsilon(1e-6));
+    }
+}
+
+TEST_CASE("safety: a learned barrier separates a disc obstacle's inside from its outside (eq. 12 training)") {
+  // Single-integrator points in [-2, 2]^2 moving 0.1 s at speed <= 1; dangerous inside radius 1.
+  Rng rng(5);
+  const index_t N = 4000;
+  safety::CbfData<float> d;
+  d.z = rng.uniform<float>({N, 2}, -2.0f, 2.0f);
+  d.z_next = Tensor<float>({N, 2});
+  for (index_t n = 0; n < N; ++n) {
+    const double r = std::hypot(d.z(n, 0), d.z(n, 1));
+    d.safe.push_back(r >= 1.0 ? 1 : 0);
+    // safe demonstrations move outward (away from the obstacle), as a safe controller would
+    d.z_next(n, 0) = static_cast<float>(d.z(n, 0) * (1 + 0.1 / r));
+    d.z_next(n, 1) = static_cast<float>(d.z(n, 1) * (1 + 0.1 / r));
+    d.has_next.push_back(1);
+  }
+  safety::MlpBarrier<float> h(2, 32, rng);
+  safety::CbfTrainOptions o;
+  o.steps = 1500;
+  o.lr = 3e-3;
+  const auto losses = safety::train_cbf(h, d, o);
+  CHECK(losses.back() < 0.2 * losses.front());
+  // Held-out rows.
+  safety::CbfData<float> test;
+  test.z = rng.uniform<float>({1000, 2}, -2.0f, 2.0f);
+  test.z_next = test.z;
+  for (index_t n = 0; n < 1000; ++n) {
+    const double r = std::hypot(test.z(n, 0), test.z(n, 1));
+    test.safe.push_back(r >= 1.0 ? 1 : 0);
+    test.z_next(n, 0) = static_cast<float>(test.z(n, 0) * (1 + 0.1 / r));
+    test.z_next(n, 1) = static_cast<float>(test.z(n, 1) * (1 + 0.1 / r));
+    test.has_next.push_back(1);
+  }
+  const auto rep = safety::evaluate_cbf(h, test, o.loss);
+  MESSAGE("held-out: safe ", rep.safe_satisfied, ", unsafe ", rep.unsafe_satisfied, ", derivative ", rep.derivative_satisfied);
+  CHECK(rep.safe_satisfied > 0.93);
+  CHECK(rep.unsafe_satisfied > 0.93);
+  CHECK(rep.derivative_satisfied > 0.93);
+  // Its input gradient against central differences.
+  const Tensor<float> z({3, 2}, {1.5f, 0.2f, -0.4f, 1.1f, 0.3f, -1.7f});
+  const Tensor<float> g = h.input_gradients(z);
+  for (index_t n = 0; n < 3; ++n)
+    for (index_t f = 0; f < 2; ++f) {
+      Tensor<float> zp = z, zm = z;
+      zp(n, f) += 1e-2f, zm(n, f) -= 1e-2f;
+      const double fd = (h.values(zp)[n] - h.values(zm)[n]) / 2e-2;
+      CHECK(g(n, f) == doctest::Approx(fd).epsilon(2e-2));
+    }
+}
+
+TEST_CASE("safety: CBF gradient guidance moves a trajectory through an obstacle out of it") {
+  // One agent, 6 steps along y = 0.2 from x = -1.5 to 1.5: steps 2-3 are inside the unit disc (h < 0).
+  const safety::DiscBarrier<float> disc{0, 1, 0.0, 0.0, 1.0};
+  Tensor<float> x0({1, 6, 1, 2});
+  for (index_t t = 0; t < 6; ++t) x0(0, t, 0, 0) = static_cast<float>(-1.5 + 0.6 * t), x0(0, t, 0, 1) = 0.2f;
+  const safety::CbfLossOptions o{0.02, 1.0, 0.6};
+  const auto min_h = [&](const Tensor<float>& x) {
+    const Tensor<float> h = disc.values(x.reshape({6, 2}));
+    double m = 1e9;
+    for (index_t t = 0; t < 6; ++t) m = std::min(m, double(h[t]));
+    return m;
+  };
+  REQUIRE(min_h(x0) < -0.5);
+  // A denoiser that predicts the clean sample x0 whatever its input: the guided prediction is x0 minus
+  // scale times the hinge cost's gradient (PredictedClean), so repeated steps walk out of the disc.
+  auto den = denoiser::from_function<float>([&](const Tensor<float>&, const Tensor<float>&, const Condition<float>&) {
+    return x0;
+  });
+  auto guide = guidance::cbf_gradient(disc, 0.02, o);
+  const guidance::StepInfo info{10, 0.5, denoiser::Prediction::Sample};
+  const Tensor<float> k({1}, 10.0f);
+  Tensor<float> guided = guide.model_output(den, x0, k, Condition<float>{}, info);
+  const double c0 = safety::hinge_cost<float>(disc, x0, o).value[0], c1 = safety::hinge_cost<float>(disc, guided, o).value[0];
+  CHECK(c1 < c0);
+  CHECK(min_h(guided) > min_h(x0));
+  for (int it = 0; it < 200 && min_h(x0) < 0.02; ++it) x0 = guide.model_output(den, x0, k, Condition<float>{}, info);
+  CHECK(min_h(x0) >= 0.0);
+  // The hinge cost's gradient against central differences.
+  Tensor<float> xs({1, 6, 1, 2});
+  for (index_t t = 0; t < 6; ++t) xs(0, t, 0, 0) = static_cast<float>(-1.5 + 0.6 * t), xs(0, t, 0, 1) = 0.3f;
+  const auto cv = safety::hinge_cost<float>(disc, xs, o);
+  for (index_t i = 0; i < xs.size(); ++i) {
+    Tensor<float> p = xs, m = xs;
+    p[i] += 1e-3f, m[i] -= 1e-3f;
+    const double fd = (safety::hinge_cost<float>(disc, p, o).value[0] - safety::hinge_cost<float>(disc, m, o).value[0]) / 2e-3;
+    CHECK(cv.gradient[i] == doctest::Approx(fd).epsilon(1e-2).scale(1.0));
+  }
+}
+
+TEST_CASE("safety: the CBF filter rejects exactly the trajectories whose condition fails, naming where") {
+  const safety::DiscBarrier<float> disc{0, 1, 0.0, 0.0, 1.0};
+  // Sample 0: stays at radius 2 (h = 3 throughout). Sample 1: agent 1 enters the disc at step 2.
+  // Sample 2: outside throughout but falls from h = 3 to h = 0.24 in one step of dt = 0.1 (derivative
+  // condition (0.24 - 3)/0.1 + 3 = -24.6 < 0) without entering the disc.
+  Tensor<float> x({3, 3, 2, 2});
+  for (index_t b = 0; b < 3; ++b)
+    for (index_t t = 0; t < 3; ++t)
+      for (index_t i = 0; i < 2; ++i) x(b, t, i, 0) = 2.0f, x(b, t, i, 1) = 0.0f;
+  x(1, 2, 1, 0) = 0.5f;
+  x(2, 1, 0, 0) = 1.11355f;  // h = 1.11355^2 - 1 = 0.24
+  x(2, 2, 0, 0) = 1.11355f;
+  const auto f = filter::cbf_safe(disc, safety::CbfLossOptions{0.0, 1.0, 0.1});
+  const auto v = f.check(x, diffusion::Batch<float>{});
+  CHECK(v.keep == std::vector<std::uint8_t>{1, 0, 0});
+  CHECK(v.reason[0].empty());
+  // Sample 1's first failure is the plunge into the disc (steps 1-2), before h itself is negative.
+  CHECK(v.reason[1].find("agent 1 steps 1-2: dh/dt + alpha h") != std::string::npos);
+  CHECK(v.reason[2].find("agent 0 steps 0-1: dh/dt + alpha h") != std::string::npos);
+  const auto without_derivative = filter::cbf_safe(disc, safety::CbfLossOptions{0.0, 1.0, 0.1}, false);
+  const auto v2 = without_derivative.check(x, diffusion::Batch<float>{});
+  CHECK(v2.keep == std::vector<std::uint8_t>{1, 0, 1});
+  CHECK(v2.reason[1].find("agent 1 step 2: h = -0.75") != std::string::npos);
+  static_assert(filter::ValidityFilter<filter::CbfSafe<safety::DiscBarrier<float>>, float>);
+}
