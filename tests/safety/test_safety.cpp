@@ -7,6 +7,7 @@
 
 #include "coordiff/denoiser/denoiser.hpp"
 #include "coordiff/diffusion/batch.hpp"
+#include "coordiff/env/mpe/safe_spread.hpp"
 #include "coordiff/filter/cbf_safe.hpp"
 #include "coordiff/guidance/cbf_gradient.hpp"
 #include "coordiff/safety/barrier.hpp"
@@ -182,4 +183,41 @@ TEST_CASE("safety: the CBF filter rejects exactly the trajectories whose conditi
   CHECK(v2.keep == std::vector<std::uint8_t>{1, 0, 1});
   CHECK(v2.reason[1].find("agent 1 step 2: h = -0.75") != std::string::npos);
   static_assert(filter::ValidityFilter<filter::CbfSafe<safety::DiscBarrier<float>>, float>);
+}
+
+TEST_CASE("safety: SafeSpread costs follow Definition 3 (hazards, stopped gap, relative speed) and its observation shows the hazards") {
+  using Env = env::mpe::SafeSpreadEnv;
+  Env e(1);
+  // entities: agents 0-2, landmarks 3-5, hazards 6-7
+  const auto state = [&](std::vector<double> agents, std::vector<double> agent_vel) {
+    Tensor<double> pos({1, 8, 2}), vel({1, 8, 2});
+    for (index_t i = 0; i < 6; ++i) pos(0, i / 2, i % 2) = agents[static_cast<std::size_t>(i)];
+    for (index_t i = 0; i < 6; ++i) vel(0, i / 2, i % 2) = agent_vel[static_cast<std::size_t>(i)];
+    pos(0, 3, 0) = 0.9, pos(0, 4, 1) = 0.9, pos(0, 5, 0) = -0.9;
+    pos(0, 6, 0) = 1.5, pos(0, 6, 1) = 1.5, pos(0, 7, 0) = -1.0, pos(0, 7, 1) = -1.0;
+    e.set_state(pos, vel);
+  };
+  // Agents 0 and 1 stopped 0.3 apart (< kappa_s 0.35); agent 2 inside the hazard at (1.5, 1.5).
+  state({0, 0, 0.3, 0, 1.6, 1.4}, {0, 0, 0, 0, 0, 0});
+  Tensor<double> c = e.costs();
+  CHECK(c(0, 0) == 1.0);
+  CHECK(c(0, 1) == 1.0);
+  CHECK(c(0, 2) == 1.0);
+  // 1.0 apart: closing at relative speed 3 needs 9/10 + 0.35 = 1.25 > 1 (unsafe), at 2 needs 0.75 (safe).
+  state({0, 0, 1.0, 0, -0.5, 1.0}, {1.5, 0, -1.5, 0, 0, 0});
+  c = e.costs();
+  CHECK(c(0, 0) == 1.0);
+  CHECK(c(0, 1) == 1.0);
+  CHECK(c(0, 2) == 0.0);
+  state({0, 0, 1.0, 0, -0.5, 1.0}, {1.0, 0, -1.0, 0, 0, 0});
+  c = e.costs();
+  CHECK(c(0, 0) == 0.0);
+  CHECK(c(0, 1) == 0.0);
+  const Tensor<double> o = e.observations();
+  CHECK(o.shape() == Shape{1, 3, 22});
+  CHECK(o(0, 2, 18) == doctest::Approx(1.5 - (-0.5)));  // hazard 0 relative to agent 2
+  CHECK(o(0, 2, 21) == doctest::Approx(-1.0 - 1.0));    // hazard 1, y
+  const auto r = e.step(Tensor<double>({1, 3, 2}));
+  CHECK(r.cost.shape() == Shape{1, 3});
+  static_assert(Env::kHasCosts && !env::mpe::SpreadEnv::kHasCosts);
 }

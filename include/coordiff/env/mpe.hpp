@@ -6,6 +6,7 @@
 #include "coordiff/env/mpe/collect.hpp"
 #include "coordiff/env/mpe/physics.hpp"
 #include "coordiff/env/mpe/render.hpp"
+#include "coordiff/env/mpe/safe_spread.hpp"
 #include "coordiff/env/mpe/spread.hpp"
 #include "coordiff/env/mpe/tag.hpp"
 #include "coordiff/env/mpe/world.hpp"

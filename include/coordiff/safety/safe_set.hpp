@@ -17,7 +17,8 @@
 namespace coordiff::safety {
 
 /// Constants of Definition 3. Defaults: b = 1 (unit deceleration, in the environment's units), kappa_s =
-/// the sum of two agent radii plus a small gap, for MPE-sized agents (radius 0.15 in Spread).
+/// the sum of two agent radii plus a small gap, for MPE-sized agents (radius 0.15 in Spread). V is the
+/// magnitude of the relative velocity, as the paper states it (receding pairs count too: conservative).
 struct SafeDistance {
   double deceleration = 1.0;  ///< b > 0
   double stopped_gap = 0.35;  ///< kappa_s >= 0: centre distance at which two stopped agents are too close
@@ -42,26 +43,32 @@ struct PlanarState {
   Tensor<double> position, velocity;
 };
 
-/// Per-agent safety margin at one instant: the smallest, over the other agents, of d - (V^2/(2b) +
-/// kappa_s), and over the hazards of (distance to the centre - radius - agent_radius); negative = unsafe.
+/// Safety margin of agent i among A planar agents (positions and velocities [A, 2], row-major): the
+/// smallest of d_ij - (|v_i - v_j|^2/(2b) + kappa_s) over the other agents j and of (distance to the centre
+/// - radius - agent_radius) over the hazards; negative = in the dangerous set.
+inline double agent_margin(const double* pos, const double* vel, index_t A, index_t i, const SafeDistance& rule,
+                           const std::vector<Hazard>& hazards, double agent_radius) {
+  double m = std::numeric_limits<double>::infinity();
+  for (index_t j = 0; j < A; ++j) {
+    if (j == i) continue;
+    const double dx = pos[2 * i] - pos[2 * j], dy = pos[2 * i + 1] - pos[2 * j + 1];
+    const double dvx = vel[2 * i] - vel[2 * j], dvy = vel[2 * i + 1] - vel[2 * j + 1];
+    m = std::min(m, std::hypot(dx, dy) - rule.required(std::hypot(dvx, dvy)));
+  }
+  for (const Hazard& h : hazards) m = std::min(m, std::hypot(pos[2 * i] - h.x, pos[2 * i + 1] - h.y) - h.radius - agent_radius);
+  return m;
+}
+
+/// agent_margin of every agent of a PlanarState.
 inline std::vector<double> safety_margins(const PlanarState& s, const SafeDistance& rule, const std::vector<Hazard>& hazards = {},
                                           double agent_radius = 0.0) {
   require<ShapeError>(s.position.rank() == 2 && s.position.dim(1) == 2, "safety_margins: positions must be [A, 2], got ",
                       to_string(s.position.shape()));
   require_shape(s.velocity.shape(), s.position.shape(), "safety_margins: velocities");
   const index_t A = s.position.dim(0);
-  std::vector<double> margin(static_cast<std::size_t>(A), std::numeric_limits<double>::infinity());
-  for (index_t i = 0; i < A; ++i) {
-    double& m = margin[static_cast<std::size_t>(i)];
-    for (index_t j = 0; j < A; ++j) {
-      if (j == i) continue;
-      const double dx = s.position(i, 0) - s.position(j, 0), dy = s.position(i, 1) - s.position(j, 1);
-      const double dvx = s.velocity(i, 0) - s.velocity(j, 0), dvy = s.velocity(i, 1) - s.velocity(j, 1);
-      m = std::min(m, std::hypot(dx, dy) - rule.required(std::hypot(dvx, dvy)));
-    }
-    for (const Hazard& h : hazards)
-      m = std::min(m, std::hypot(s.position(i, 0) - h.x, s.position(i, 1) - h.y) - h.radius - agent_radius);
-  }
+  std::vector<double> margin(static_cast<std::size_t>(A));
+  for (index_t i = 0; i < A; ++i)
+    margin[static_cast<std::size_t>(i)] = agent_margin(s.position.data(), s.velocity.data(), A, i, rule, hazards, agent_radius);
   return margin;
 }
 

@@ -62,7 +62,11 @@ class BatchedEnv {
     Tensor<double> reward;       ///< learners' rewards [B, L]
     Tensor<double> reward_all;   ///< every agent's reward, prey last [B, N]
     std::vector<std::uint8_t> done;  ///< per environment; all 1 after exactly kEpisodeLength steps
+    Tensor<double> cost;         ///< learners' safety costs [B, L] (scenarios with costs, e.g. SafeSpread; else empty)
   };
+
+  /// Whether the scenario defines per-agent safety costs (Scenario::costs).
+  static constexpr bool kHasCosts = requires(const double* p, double* c) { Scenario::costs(p, p, c); };
 
   explicit BatchedEnv(index_t batch, ScriptedPrey prey = {})
       : batch_(batch), prey_(prey), pos_({batch, kEntities, 2}), vel_({batch, kEntities, 2}),
@@ -152,7 +156,22 @@ class BatchedEnv {
     for (index_t b = 0; b < batch_; ++b)
       for (index_t i = 0; i < kLearners; ++i) r.reward(b, i) = r.reward_all(b, i);
     r.done.assign(static_cast<std::size_t>(batch_), steps_ >= kEpisodeLength ? 1 : 0);
+    if constexpr (kHasCosts) {
+      const Tensor<double> c = costs();
+      r.cost = Tensor<double>({batch_, kLearners});
+      for (index_t b = 0; b < batch_; ++b)
+        for (index_t i = 0; i < kLearners; ++i) r.cost(b, i) = c(b, i);
+    }
     return r;
+  }
+
+  /// Every agent's safety cost in the current state [B, N] (scenarios with costs).
+  Tensor<double> costs() const
+    requires kHasCosts
+  {
+    Tensor<double> c({batch_, kAgents});
+    for (index_t b = 0; b < batch_; ++b) Scenario::costs(env_pos(b), env_vel(b), c.data() + b * kAgents);
+    return c;
   }
 
   /// Learners' observations [B, L, kObsDim] of the current state.
