@@ -7,6 +7,7 @@
 
 #include "coordiff/denoiser/denoiser.hpp"
 #include "coordiff/diffusion/batch.hpp"
+#include "coordiff/env/double_integrator.hpp"
 #include "coordiff/env/mpe/safe_spread.hpp"
 #include "coordiff/filter/cbf_safe.hpp"
 #include "coordiff/guidance/cbf_gradient.hpp"
@@ -220,4 +221,81 @@ TEST_CASE("safety: SafeSpread costs follow Definition 3 (hazards, stopped gap, r
   const auto r = e.step(Tensor<double>({1, 3, 2}));
   CHECK(r.cost.shape() == Shape{1, 3});
   static_assert(Env::kHasCosts && !env::mpe::SpreadEnv::kHasCosts);
+}
+
+TEST_CASE("safety: the double integrator's LQR gains solve the Riccati equation and its step is the exact hold") {
+  const double qp = 2.0, qv = 0.5, r = 0.25;
+  const auto k = env::double_integrator_lqr(qp, qv, r);
+  // P from the gains (K = B^T P / r): p12 = r kp, p22 = r kd, p11 = p12 p22 / r; then the residual of
+  // A^T P + P A - P B B^T P / r + Q with A = [[0, 1], [0, 0]], B = [0, 1]^T.
+  const double p12 = r * k.kp, p22 = r * k.kd, p11 = p12 * p22 / r;
+  CHECK(-p12 * p12 / r + qp == doctest::Approx(0.0).scale(1.0));
+  CHECK(p11 - p12 * p22 / r == doctest::Approx(0.0).scale(1.0));
+  CHECK(2 * p12 - p22 * p22 / r + qv == doctest::Approx(0.0).scale(1.0));
+  CHECK(p11 > 0);
+  CHECK(p11 * p22 - p12 * p12 > 0);  // P positive definite
+
+  env::DoubleIntegratorConfig cfg;
+  cfg.agents = 2;
+  cfg.obstacles = 1;
+  env::DoubleIntegratorEnv e(1, cfg);
+  Tensor<double> pos({1, 2, 2}, {0, 0, 3, 3}), vel({1, 2, 2}, {0.5, -0.2, 0, 0}), goals({1, 2, 2}, {1, 1, -1, -1});
+  e.set_state(pos, vel, goals, Tensor<double>({1, 1, 2}, {-3, 3}));
+  Tensor<double> a({1, 2, 2}, {1.0, 0.5, 100.0, -100.0});  // agent 1's action is clipped to +-2
+  for (int s = 0; s < 10; ++s) e.step(a);
+  const double t = 1.0;
+  CHECK(e.positions()(0, 0, 0) == doctest::Approx(0.5 * t + 0.5 * 1.0 * t * t));
+  CHECK(e.positions()(0, 0, 1) == doctest::Approx(-0.2 * t + 0.5 * 0.5 * t * t));
+  CHECK(e.velocities()(0, 1, 0) == doctest::Approx(2.0 * t));
+  CHECK(e.positions()(0, 1, 1) == doctest::Approx(3 - 0.5 * 2.0 * t * t));
+}
+
+TEST_CASE("safety: double-integrator resets start safe and reproducibly, LQR reaches the goals, costs follow Definition 3") {
+  env::DoubleIntegratorConfig cfg;
+  cfg.agents = 8;
+  env::DoubleIntegratorEnv batch(4, cfg), single(1, cfg);
+  batch.reset(11);
+  single.reset(11, 2);  // environment 2 of the batch, alone
+  for (index_t i = 0; i < 8; ++i)
+    for (index_t c = 0; c < 2; ++c) {
+      CHECK(single.positions()(0, i, c) == batch.positions()(2, i, c));
+      CHECK(single.goals()(0, i, c) == batch.goals()(2, i, c));
+    }
+  const Tensor<double> c0 = batch.costs();
+  for (index_t i = 0; i < c0.size(); ++i) CHECK(c0[i] == 0.0);
+  CHECK(batch.observations().shape() == Shape{4, 8, cfg.obs_dim()});
+  CHECK(cfg.obs_dim() == 6 + 4 * 3 + 3 * 2);
+
+  // LQR toward the goals, two agents far apart: the distance to the goal shrinks by > 90 %.
+  env::DoubleIntegratorConfig two;
+  two.agents = 2;
+  two.obstacles = 0;
+  env::DoubleIntegratorEnv e(1, two);
+  e.set_state(Tensor<double>({1, 2, 2}, {-1, -1, 1, 1}), Tensor<double>({1, 2, 2}), Tensor<double>({1, 2, 2}, {-1, 0.5, 1, -0.5}),
+              Tensor<double>({1, 0, 2}));
+  const auto k = env::double_integrator_lqr(1.0, 0.5, 1.0);
+  for (index_t s = 0; s < two.episode_length; ++s) e.step(env::nominal_actions(e, k));
+  CHECK(std::hypot(e.positions()(0, 0, 0) + 1, e.positions()(0, 0, 1) - 0.5) < 0.15);
+  CHECK(std::hypot(e.positions()(0, 1, 0) - 1, e.positions()(0, 1, 1) + 0.5) < 0.15);
+
+  // Costs: two agents 0.3 apart closing at relative speed 1 need 1/(2*2) + 0.25 = 0.5 > 0.3; an agent
+  // whose disc (radius 0.1) overlaps an obstacle (radius 0.3) 0.35 away.
+  env::DoubleIntegratorConfig three;
+  three.agents = 3;
+  three.obstacles = 1;
+  env::DoubleIntegratorEnv f(1, three);
+  f.set_state(Tensor<double>({1, 3, 2}, {0, 0, 0.3, 0, 5, 0.35}), Tensor<double>({1, 3, 2}, {0.5, 0, -0.5, 0, 0, 0}),
+              Tensor<double>({1, 3, 2}), Tensor<double>({1, 1, 2}, {5, 0}));
+  const Tensor<double> m = f.margins();
+  CHECK(m(0, 0) == doctest::Approx(0.3 - 0.5));
+  CHECK(m(0, 2) == doctest::Approx(0.35 - 0.3 - 0.1));
+  const Tensor<double> c = f.costs();
+  CHECK(c(0, 0) == 1.0);
+  CHECK(c(0, 1) == 1.0);
+  CHECK(c(0, 2) == 1.0);
+  // The observation lists the nearest agent first: for agent 0, agent 1 (0.3 away) before agent 2.
+  const Tensor<double> o = f.observations();
+  CHECK(o(0, 0, 6) == doctest::Approx(0.3));
+  CHECK(o(0, 0, 10) == doctest::Approx(5.0));
+  CHECK_THROWS_AS(f.step(Tensor<double>({1, 2, 2})), ShapeError);
 }
