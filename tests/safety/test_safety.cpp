@@ -2,12 +2,15 @@
 // barrier, CBF gradient guidance and the CBF filter, against hand computations and analytic barriers.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "coordiff/denoiser/denoiser.hpp"
 #include "coordiff/diffusion/batch.hpp"
 #include "coordiff/env/double_integrator.hpp"
+#include "coordiff/env/double_integrator_collect.hpp"
+#include "coordiff/env/mpe/collect.hpp"
 #include "coordiff/env/mpe/safe_spread.hpp"
 #include "coordiff/filter/cbf_safe.hpp"
 #include "coordiff/guidance/cbf_gradient.hpp"
@@ -298,4 +301,55 @@ TEST_CASE("safety: double-integrator resets start safe and reproducibly, LQR rea
   CHECK(o(0, 0, 6) == doctest::Approx(0.3));
   CHECK(o(0, 0, 10) == doctest::Approx(5.0));
   CHECK_THROWS_AS(f.step(Tensor<double>({1, 2, 2})), ShapeError);
+}
+
+TEST_CASE("safety: datasets carry Definition 3 costs (double integrator behaviours, SafeSpread collection)") {
+  env::DoubleIntegratorConfig cfg;
+  cfg.agents = 4;
+  cfg.episode_length = 40;
+  env::DoubleIntegratorCollectOptions o;
+  o.parallel = 5;  // batches of 5: the episodes must not depend on it
+  const auto noisy = env::collect_double_integrator(cfg, 12, 3, o);
+  o.parallel = 12;
+  const auto again = env::collect_double_integrator(cfg, 12, 3, o);
+  const auto same = [](const Tensor<float>& a, const Tensor<float>& b) {
+    return a.shape() == b.shape() && std::equal(a.data(), a.data() + a.size(), b.data());
+  };
+  CHECK(same(noisy.actions, again.actions));
+  CHECK(same(noisy.costs, again.costs));
+  noisy.validate("noisy double integrator");
+  // The recorded cost of step t is the Definition 3 cost of the state after it: re-create episode 7 and check.
+  env::DoubleIntegratorEnv e(1, cfg);
+  e.reset(3, 7);
+  for (index_t t = 0; t < cfg.episode_length; ++t) {
+    Tensor<double> a({1, 4, 2});
+    for (index_t j = 0; j < 8; ++j) a[j] = noisy.actions(7, t, j / 2, j % 2);
+    const auto r = e.step(a);
+    for (index_t i = 0; i < 4; ++i) REQUIRE(noisy.costs(7, t, i) == static_cast<float>(r.cost(0, i)));
+  }
+  o.behaviour = env::DoubleIntegratorBehaviour::Nominal;
+  const auto nominal = env::collect_double_integrator(cfg, 12, 3, o);
+  o.behaviour = env::DoubleIntegratorBehaviour::Random;
+  const auto random = env::collect_double_integrator(cfg, 12, 3, o);
+  const auto sn = env::safety_stats(nominal), sr = env::safety_stats(random), sy = env::safety_stats(noisy);
+  MESSAGE("return/cost nominal ", sn.mean_return, "/", sn.mean_cost, ", noisy ", sy.mean_return, "/", sy.mean_cost, ", random ",
+          sr.mean_return, "/", sr.mean_cost);
+  CHECK(sn.mean_return > sy.mean_return);
+  CHECK(sy.mean_return > sr.mean_return);
+  CHECK(sy.mean_cost > 0);  // the behaviour data holds unsafe steps
+  CHECK_THROWS_AS(env::parse_double_integrator_behaviour("expert"), ConfigError);
+
+  // SafeSpread through the MPE collector: costs recorded next to the rewards.
+  const auto d = env::mpe::collect_episodes<env::mpe::SafeSpreadEnv>(4, 1, env::mpe::uniform_random_policy(1), 4);
+  CHECK(d.costs.shape() == Shape{4, 25, 3});
+  CHECK(d.observations.shape() == Shape{4, 25, 3, 22});
+  double total = 0;
+  bool binary = true;
+  for (float c : d.costs) {
+    total += c;
+    binary = binary && (c == 0.0f || c == 1.0f);
+  }
+  CHECK(binary);
+  CHECK(env::mpe::collect_episodes<env::mpe::SpreadEnv>(1, 1, env::mpe::uniform_random_policy(1), 1).costs.empty());
+  MESSAGE("SafeSpread random: ", total, " unsafe agent-steps of 300");
 }

@@ -47,6 +47,7 @@ data::OfflineDataset<float> allocate_episodes(index_t E) {
   d.rewards = Tensor<float>({E, T, L});
   d.terminals = Tensor<float>({E, T});
   d.states = Tensor<float>({E, T, Env::kStateDim});
+  if constexpr (Env::kHasCosts) d.costs = Tensor<float>({E, T, L});
   return d;
 }
 /// Stores step t of environments b = 0..B-1 as episodes e0 + b.
@@ -63,6 +64,7 @@ void record_step(data::OfflineDataset<float>& d, index_t e0, index_t t, const Te
       }
       for (index_t u = 0; u < 2; ++u) d.actions(e, t, i, u) = static_cast<float>(actions(b, i, u));
       d.rewards(e, t, i) = static_cast<float>(r.reward(b, i));
+      if constexpr (Env::kHasCosts) d.costs(e, t, i) = static_cast<float>(r.cost(b, i));
     }
     for (index_t k = 0; k < S; ++k) d.states(e, t, k) = static_cast<float>(state(b, k));
   }
