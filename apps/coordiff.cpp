@@ -1,6 +1,8 @@
 // The coordiff command-line tool.
 //   coordiff gen-data --env spread|tag|world --quality random|medium-replay|medium|expert --episodes N --seed S
 //                     --out file.npz [--behaviour policies.npz] [--parallel B]
+//   coordiff gen-data --env double-integrator --quality random|nominal|noisy --episodes N --seed S --out file.npz
+//                     [--agents N] [--obstacles M] [--episode-length T] [--noise X] [--random-fraction P]
 //   coordiff train-behaviour --env spread|tag|world --seed S --out policies.npz [--rounds N]
 //                            [--reference-episodes N] [--replay-out medium_replay.npz]
 //   coordiff train-diffusion --dataset d.npz --model DIR [--config cfg.json] [--steps N] [--seed S]
@@ -27,6 +29,7 @@
 #include <vector>
 
 #include "coordiff/data/dataset.hpp"
+#include "coordiff/env/double_integrator_collect.hpp"
 #include "coordiff/env/mpe.hpp"
 #include "coordiff/env/mpe/behaviour.hpp"
 #include "coordiff/env/mpe/collect.hpp"
@@ -47,6 +50,8 @@ const char* kUsage =
     "usage:\n"
     "  coordiff gen-data --env spread|tag|world --quality random|medium-replay|medium|expert\n"
     "                    --episodes N --seed S --out FILE.npz [--behaviour POLICIES.npz] [--parallel B]\n"
+    "  coordiff gen-data --env double-integrator --quality random|nominal|noisy --episodes N --seed S --out FILE.npz\n"
+    "                    [--agents N] [--obstacles M] [--episode-length T] [--noise X] [--random-fraction P]\n"
     "  coordiff train-behaviour --env spread|tag|world --seed S --out POLICIES.npz [--rounds N]\n"
     "                    [--reference-episodes N] [--replay-out MEDIUM_REPLAY.npz]\n"
     "  coordiff train-diffusion --dataset D.npz --model DIR [--config CFG.json] [--steps N] [--seed S]\n"
@@ -67,8 +72,8 @@ namespace mpe = cd::env::mpe;
 
 std::string env_flag(const std::map<std::string, std::string>& f) {
   const std::string env = required(f, "env");
-  cd::require<cd::ConfigError>(env == "spread" || env == "tag" || env == "world", "--env must be spread, tag or world, got '",
-                               env, "'");
+  cd::require<cd::ConfigError>(env == "spread" || env == "tag" || env == "world", "--env must be spread, tag or world "
+                               "(gen-data also takes double-integrator), got '", env, "'");
   return env;
 }
 
@@ -90,7 +95,47 @@ cd::data::OfflineDataset<float> evenly_spaced_episodes(const cd::data::OfflineDa
   return d.select_episodes(which);
 }
 
+/// gen-data for the double-integrator safety task: behaviour random, nominal (LQR) or noisy (LQR + noise
+/// and agents acting at random); records per-agent costs.
+int gen_data_double_integrator(int argc, char** argv) {
+  const auto f = parse_flags(argc, argv, 2, {"env", "quality", "episodes", "seed", "out", "parallel", "agents", "obstacles",
+                                             "episode-length", "noise", "random-fraction"});
+  const std::string quality = required(f, "quality"), out = required(f, "out");
+  cd::env::DoubleIntegratorCollectOptions o;
+  o.behaviour = cd::env::parse_double_integrator_behaviour(quality);
+  o.noise = number_flag(f, "noise", o.noise);
+  o.random_fraction = number_flag(f, "random-fraction", o.random_fraction);
+  o.parallel = integer_flag(f, "parallel", o.parallel, 1);
+  cd::env::DoubleIntegratorConfig cfg;
+  cfg.agents = integer_flag(f, "agents", cfg.agents, 2);
+  cfg.obstacles = integer_flag(f, "obstacles", cfg.obstacles, 0);
+  cfg.episode_length = integer_flag(f, "episode-length", cfg.episode_length, 1);
+  const long long episodes = integer_flag(f, "episodes", 1000, 1);
+  const auto seed = static_cast<std::uint64_t>(integer_flag(f, "seed", 0, 0));
+  auto d = cd::env::collect_double_integrator(cfg, episodes, seed, o, &std::cerr);
+  const auto st = cd::env::safety_stats(d);
+  nlohmann::json meta = {{"env", "double-integrator"}, {"quality", quality}, {"seed", seed}, {"episodes", episodes},
+                         {"episode_length", cfg.episode_length}, {"agents", cfg.agents}, {"obstacles", cfg.obstacles},
+                         {"mean_return", st.mean_return}, {"mean_cost", st.mean_cost}, {"safe_rate", st.safe_rate},
+                         {"return_definition", "sum_t mean_i r_i"}, {"cost_definition", "sum_t mean_i c_i, c_i = 1 in the "
+                          "dangerous set of Definition 3"},
+                         {"config", {{"dt", cfg.dt}, {"max_accel", cfg.max_accel}, {"agent_radius", cfg.agent_radius},
+                                     {"gap", cfg.gap}, {"obstacle_radius", cfg.obstacle_radius},
+                                     {"arena_per_agent", cfg.arena_per_agent}}},
+                         {"behaviour", {{"lqr_kp", o.gains.kp}, {"lqr_kd", o.gains.kd}, {"noise", o.noise},
+                                        {"random_fraction", o.random_fraction}}}};
+  d.meta = meta.dump();
+  d.save(out);  // atomic
+  std::cout << "wrote " << out << ": " << d.episodes() << " episodes of " << d.steps() << " steps, " << d.agents()
+            << " agents, observations " << d.obs_dim() << "; mean return " << st.mean_return << ", mean cost "
+            << st.mean_cost << ", safe episodes " << st.safe_rate << "\n";
+  return 0;
+}
+
 int gen_data(int argc, char** argv) {
+  for (int i = 2; i + 1 < argc; ++i)
+    if (std::string(argv[i]) == "--env" && std::string(argv[i + 1]) == "double-integrator")
+      return gen_data_double_integrator(argc, argv);
   const auto f = parse_flags(argc, argv, 2, {"env", "quality", "episodes", "seed", "out", "parallel", "behaviour"});
   const std::string env = env_flag(f), quality = required(f, "quality"), out = required(f, "out");
   cd::require<cd::ConfigError>(quality == "random" || quality == "medium-replay" || quality == "medium" || quality == "expert",

@@ -41,6 +41,12 @@ TEST_CASE("safety: Definition 3 labels constructed states (stopped gap, relative
   CHECK(safety::safe_agents(planar({0, 0, 1, 0}, {1, 0, -1, 0}), rule) == std::vector<std::uint8_t>{0, 0});
   CHECK(safety::safe_agents(planar({0, 0, 1, 0}, {0, 0, 0, 0}), rule) == std::vector<std::uint8_t>{1, 1});
   CHECK(safety::safety_margins(planar({0, 0, 1, 0}, {1, 0, -1, 0}), rule)[0] == doctest::Approx(1 - 2.35));
+  // Receding at relative speed 2: safe with the closing speed (the default), unsafe with the magnitude.
+  CHECK(safety::safe_agents(planar({0, 0, 1, 0}, {-1, 0, 1, 0}), rule) == std::vector<std::uint8_t>{1, 1});
+  const safety::SafeDistance strict{1.0, 0.35, safety::RelativeSpeed::Magnitude};
+  CHECK(safety::safe_agents(planar({0, 0, 1, 0}, {-1, 0, 1, 0}), strict) == std::vector<std::uint8_t>{0, 0});
+  // Passing side by side (velocity across the line of centres): no closing speed.
+  CHECK(safety::safety_margins(planar({0, 0, 1, 0}, {0, 1, 0, -1}), rule)[0] == doctest::Approx(1 - 0.35));
   // A hazard of radius 0.5 at (3, 0): an agent of radius 0.1 at (3.55, 0) touches it (margin -0.05).
   const std::vector<safety::Hazard> hazards{{3, 0, 0.5}};
   m = safety::safety_margins(planar({3.55, 0, 0, 0}, {0, 0, 0, 0}), rule, hazards, 0.1);

@@ -4,9 +4,9 @@
 //   state of agent i: position p_i, velocity v_i; action a_i (acceleration, clipped to [-a_max, a_max]^2);
 //   exact zero-order-hold step: p <- p + v dt + a dt^2/2, v <- v + a dt  (dt = 0.1).
 // Reward r_i = -|g_i - p_i| dt (progress toward the goal). Cost c_i = 1 where agent i is in the dangerous
-// set of Definition 3 (safety/safe_set.hpp) with b = a_max (the largest deceleration) and kappa_s = two
-// agent radii plus a gap: |p_i - p_j| < |v_i - v_j|^2/(2 a_max) + kappa_s, or the agent's disc overlaps an
-// obstacle.
+// set of Definition 3 (safety/safe_set.hpp) with b = a_max (the largest deceleration), kappa_s = two
+// agent radii plus a gap and V the closing speed: |p_i - p_j| < V^2/(2 a_max) + kappa_s, or the agent's
+// disc overlaps an obstacle.
 // Observation of agent i (4 + 2 + 4K + 3J): [p_i, v_i, g_i - p_i, the K nearest other agents' (p_j - p_i,
 // v_j - v_i), the J nearest obstacles' (centre - p_i, radius)], K = min(N - 1, 3), J = min(obstacles, 2);
 // nearest first.

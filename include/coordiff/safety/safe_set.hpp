@@ -16,12 +16,19 @@
 
 namespace coordiff::safety {
 
+/// Which relative speed V enters Definition 3. Closing: the rate at which the gap shrinks,
+/// max(0, -(p_i - p_j).(v_i - v_j)/|p_i - p_j|), so V^2/(2b) is the distance the pair needs to stop
+/// closing (a receding pair only needs kappa_s); Magnitude: |v_i - v_j| (also counts receding pairs:
+/// stricter).
+enum class RelativeSpeed { Closing, Magnitude };
+
 /// Constants of Definition 3. Defaults: b = 1 (unit deceleration, in the environment's units), kappa_s =
-/// the sum of two agent radii plus a small gap, for MPE-sized agents (radius 0.15 in Spread). V is the
-/// magnitude of the relative velocity, as the paper states it (receding pairs count too: conservative).
+/// the sum of two agent radii plus a small gap, for MPE-sized agents (radius 0.15 in Spread), V the
+/// closing speed.
 struct SafeDistance {
   double deceleration = 1.0;  ///< b > 0
   double stopped_gap = 0.35;  ///< kappa_s >= 0: centre distance at which two stopped agents are too close
+  RelativeSpeed speed = RelativeSpeed::Closing;
 
   void validate() const {
     require<ConfigError>(deceleration > 0 && std::isfinite(deceleration), "SafeDistance: deceleration must be > 0, got ",
@@ -44,16 +51,19 @@ struct PlanarState {
 };
 
 /// Safety margin of agent i among A planar agents (positions and velocities [A, 2], row-major): the
-/// smallest of d_ij - (|v_i - v_j|^2/(2b) + kappa_s) over the other agents j and of (distance to the centre
-/// - radius - agent_radius) over the hazards; negative = in the dangerous set.
+/// smallest of d_ij - (V_ij^2/(2b) + kappa_s) over the other agents j and of (distance to the centre -
+/// radius - agent_radius) over the hazards; negative = in the dangerous set.
 inline double agent_margin(const double* pos, const double* vel, index_t A, index_t i, const SafeDistance& rule,
                            const std::vector<Hazard>& hazards, double agent_radius) {
   double m = std::numeric_limits<double>::infinity();
   for (index_t j = 0; j < A; ++j) {
     if (j == i) continue;
     const double dx = pos[2 * i] - pos[2 * j], dy = pos[2 * i + 1] - pos[2 * j + 1];
-    const double dvx = vel[2 * i] - vel[2 * j], dvy = vel[2 * i + 1] - vel[2 * j + 1];
-    m = std::min(m, std::hypot(dx, dy) - rule.required(std::hypot(dvx, dvy)));
+    const double dvx = vel[2 * i] - vel[2 * j], dvy = vel[2 * i + 1] - vel[2 * j + 1], d = std::hypot(dx, dy);
+    const double V = rule.speed == RelativeSpeed::Magnitude ? std::hypot(dvx, dvy)
+                     : d > 0                                 ? std::max(0.0, -(dx * dvx + dy * dvy) / d)
+                                                             : std::hypot(dvx, dvy);
+    m = std::min(m, d - rule.required(V));
   }
   for (const Hazard& h : hazards) m = std::min(m, std::hypot(pos[2 * i] - h.x, pos[2 * i + 1] - h.y) - h.radius - agent_radius);
   return m;

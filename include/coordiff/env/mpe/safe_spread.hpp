@@ -2,9 +2,9 @@
 // SafeSpread: simple_spread (spread.hpp) with two static circular hazards and a per-agent safety cost for
 // paper 001. Hazards (radius 0.25, no collision force, drawn in [-1, 1]^2 at reset like the landmarks)
 // are seen in the observation; an agent's cost is 1 at a step where it is in the dangerous set of
-// Definition 3 (safety/safe_set.hpp): inside a hazard, or closer to another agent than
-// |v_i - v_j|^2/(2b) + kappa_s with b = 5 (the agents' largest acceleration, force 5 on unit mass) and
-// kappa_s = 0.35 (two agent radii, 0.3, plus 0.05). Rewards are Spread's.
+// Definition 3 (safety/safe_set.hpp): inside a hazard, or closer to another agent than V^2/(2b) + kappa_s
+// (V the closing speed) with b = 5 (the agents' largest acceleration, force 5 on unit mass) and kappa_s =
+// 0.35 (two agent radii, 0.3, plus 0.05). Rewards are Spread's.
 // Observation of agent i (22): Spread's 18, then hazard_h - pos_i for both hazards (2x2).
 #include <array>
 #include <vector>
@@ -23,7 +23,7 @@ struct SafeSpreadScenario {
   static constexpr double kLandmarkRange = 1.0;
   static constexpr double kAgentSize = SpreadScenario::kAgentSize;
   static constexpr double kHazardRadius = 0.25;
-  static constexpr safety::SafeDistance kSafeDistance{5.0, 0.35};
+  static constexpr safety::SafeDistance kSafeDistance{5.0, 0.35, safety::RelativeSpeed::Closing};
 
   static constexpr std::array<EntitySpec, 8> entities() {
     std::array<EntitySpec, 8> s{};
