@@ -18,8 +18,10 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "golden"))
-import torch_unet as tu  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_nn_torch as bnt  # noqa: E402  (network module `tu`, count_flops)
+
+tu = bnt.tu
 
 A, F = 3, 18
 K, STEPS, W = 200, 20, 1.2
@@ -41,31 +43,6 @@ def cosine_alpha_bars(n, offset=0.008, max_beta=0.999):
         prod *= 1.0 - min(1.0 - f((k + 1) / n) / f(k / n), max_beta)
         out.append(prod)
     return out
-
-
-def count_flops(model, args):
-    """Multiply-adds x 2 of convolutions, linear layers and the attention products for one forward call."""
-    macs = [0]
-
-    def conv_hook(m, inp, out):
-        k = m.kernel_size[0]
-        macs[0] += inp[0].numel() * m.out_channels * k if isinstance(m, torch.nn.ConvTranspose1d) else \
-            out.numel() * (m.in_channels // m.groups) * k
-
-    def lin_hook(m, inp, out):
-        macs[0] += out.numel() * m.in_features
-
-    hooks = []
-    for mod in model.modules():
-        if isinstance(mod, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
-            hooks.append(mod.register_forward_hook(conv_hook))
-        elif isinstance(mod, torch.nn.Linear):
-            hooks.append(mod.register_forward_hook(lin_hook))
-    with torch.no_grad():
-        model(*args)
-    for h in hooks:
-        h.remove()
-    return 2 * macs[0]
 
 
 def sampler(m, abar, levels):
@@ -131,7 +108,7 @@ def main():
             out[f"h{H}.param.{k}"] = v.cpu().numpy()
         out[f"h{H}.parity.x"], out[f"h{H}.parity.t"], out[f"h{H}.parity.returns"] = x.numpy(), t.numpy(), r.numpy()
         out[f"h{H}.parity.out"] = ref.numpy()
-        flops = count_flops(m.cpu(), (x[:1], t[:1], r[:1]))
+        flops = bnt.count_flops(m.cpu(), (x[:1], t[:1], r[:1]))
         results["flops_per_sample"][str(H)] = flops
         m = m.to(dev)
         variants = [("eager", m)]
