@@ -16,6 +16,7 @@
 #include "coordiff/guidance/cbf_gradient.hpp"
 #include "coordiff/safety/barrier.hpp"
 #include "coordiff/safety/cbf_training.hpp"
+#include "coordiff/safety/expectile_value.hpp"
 #include "coordiff/safety/safe_set.hpp"
 #include "coordiff/safety/trajectory_condition.hpp"
 
@@ -358,4 +359,56 @@ TEST_CASE("safety: datasets carry Definition 3 costs (double integrator behaviou
   CHECK(binary);
   CHECK(env::mpe::collect_episodes<env::mpe::SpreadEnv>(1, 1, env::mpe::uniform_random_policy(1), 1).costs.empty());
   MESSAGE("SafeSpread random: ", total, " unsafe agent-steps of 300");
+}
+
+TEST_CASE("safety: expectile values (eqs. 15-16) and the CBF satisfaction of a window (eq. 8)") {
+  // The tau-expectile of {0, 1} is tau; of a symmetric set at tau = 0.5, the mean.
+  CHECK(safety::expectile_of({0.0, 1.0}, 0.7) == doctest::Approx(0.7));
+  CHECK(safety::expectile_of({-2.0, 0.5, 1.5, 3.0}, 0.5) == doctest::Approx(0.75));
+  CHECK(safety::expectile_loss(-2.0, 0.7) == doctest::Approx(0.3 * 4));
+  CHECK(safety::expectile_loss_derivative(0.5, 0.7) == doctest::Approx((safety::expectile_loss(0.5 + 1e-6, 0.7) -
+                                                                         safety::expectile_loss(0.5 - 1e-6, 0.7)) / 2e-6));
+  // A one-step bandit: one state, rewards r = a for actions a in {-1, -0.5, 0, 1}: Q(z, a) = a and V(z)
+  // converges to the tau-expectile of the data's rewards (not their maximum: no out-of-data actions).
+  Rng rng(9);
+  const index_t N = 512;
+  safety::ValueData<float> d;
+  d.z = Tensor<float>({N, 1});
+  d.z_next = Tensor<float>({N, 1});
+  d.action = Tensor<float>({N, 1});
+  d.reward = Tensor<float>({N});
+  const float acts[4] = {-1.0f, -0.5f, 0.0f, 1.0f};
+  std::vector<double> rewards;
+  for (index_t n = 0; n < N; ++n) {
+    d.action(n, 0) = acts[n % 4], d.reward[n] = acts[n % 4], rewards.push_back(acts[n % 4]);
+    d.done.push_back(1);
+  }
+  safety::ExpectileOptions o;
+  o.tau = 0.8, o.steps = 1500, o.batch_size = 256, o.hidden = 32, o.lr = 2e-3;
+  safety::ExpectileValue<float> vf(1, 1, o, rng);
+  vf.train(d);
+  const double want = safety::expectile_of(rewards, 0.8);
+  const double got = vf.values(Tensor<float>({1, 1}))[0];
+  // V is the expectile of the learned Q over the data's actions (eq. 15), and that of the rewards up to
+  // Q's fitting error.
+  std::vector<double> q_at_data;
+  for (index_t n = 0; n < N; ++n)
+    q_at_data.push_back(vf.q_values(Tensor<float>({1, 1}), Tensor<float>({1, 1}, acts[n % 4]))[0]);
+  const double want_q = safety::expectile_of(q_at_data, 0.8);
+  MESSAGE("V = ", got, ", 0.8-expectile of the learned Q ", want_q, ", of the rewards ", want);
+  CHECK(got == doctest::Approx(want_q).epsilon(0.03).scale(1.0));
+  CHECK(got == doctest::Approx(want).epsilon(0.06).scale(1.0));
+  CHECK(vf.q_values(Tensor<float>({1, 1}), Tensor<float>({1, 1}, 1.0f))[0] == doctest::Approx(1.0).epsilon(0.1));
+
+  // eq. 8 on a disc barrier: agent 0 stays out (h = 3, y = min(3, 0/dt + 3) = 3); agent 1 is labelled
+  // dangerous at step 1 where h = 3: its -h = -3 gives y = -3.
+  const safety::DiscBarrier<float> disc{0, 1, 0.0, 0.0, 1.0};
+  Tensor<float> x({1, 2, 2, 2});
+  for (index_t t = 0; t < 2; ++t)
+    for (index_t i = 0; i < 2; ++i) x(0, t, i, 0) = 2.0f;
+  Tensor<std::uint8_t> bad({1, 2, 2});
+  bad(0, 1, 1) = 1;
+  const Tensor<float> y = safety::cbf_satisfaction(disc, x, &bad, safety::CbfLossOptions{0.0, 1.0, 0.1});
+  CHECK(y(0, 0) == doctest::Approx(3.0));
+  CHECK(y(0, 1) == doctest::Approx(-3.0));
 }

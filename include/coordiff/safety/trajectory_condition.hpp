@@ -5,6 +5,9 @@
 //   derivative  (h_{t+1} - h_t)/dt + alpha h_t >= 0   (t < H - 1; eq. 12's forward difference).
 // hinge_cost() is the sum of the margin-gamma hinges of both (a differentiable cost for guidance);
 // first_violation() names the first place a trajectory breaks either with margin 0 (for the filter).
+#include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -76,6 +79,33 @@ std::string first_violation(const Tensor<T>& h, index_t b, index_t Hn, index_t A
       }
     }
   return {};
+}
+
+/// Paper 001's y_i(tau_i) (eq. 8) of every agent's window, the CBF part of the diffusion condition:
+///   min( min over safe steps of h, min over dangerous steps of -h, min over safe steps t < H-1 of
+///        (h_{t+1} - h_t)/dt + alpha h_t ),
+/// positive when the window satisfies the decentralised CBF conditions (eq. 7). dangerous [B, H, A]
+/// (1 = in the dangerous set, from the data's costs) may be null: every step counts as safe.
+template <class T, class H>
+Tensor<T> cbf_satisfaction(const H& barrier, const Tensor<T>& x, const Tensor<std::uint8_t>* dangerous,
+                           const CbfLossOptions& o) {
+  static_assert(check_barrier<H, T>());
+  const Tensor<T> h = barrier.values(detail::agent_rows(x));
+  const index_t B = x.dim(0), Hn = x.dim(1), A = x.dim(2);
+  if (dangerous) require_shape(dangerous->shape(), {B, Hn, A}, "cbf_satisfaction: dangerous flags");
+  Tensor<T> y({B, A});
+  for (index_t b = 0; b < B; ++b)
+    for (index_t i = 0; i < A; ++i) {
+      double m = std::numeric_limits<double>::infinity();
+      for (index_t t = 0; t < Hn; ++t) {
+        const index_t r = (b * Hn + t) * A + i;
+        const bool bad = dangerous && (*dangerous)[r];
+        m = std::min(m, bad ? -double(h[r]) : double(h[r]));
+        if (!bad && t + 1 < Hn) m = std::min(m, (h[r + A] - double(h[r])) / o.dt + o.alpha * h[r]);
+      }
+      y(b, i) = static_cast<T>(m);
+    }
+  return y;
 }
 
 /// A DifferentiableCost (guidance::CostGradient) over a barrier: the hinge cost above.
