@@ -15,7 +15,8 @@ if [ -n "$nvcc_bin" ] && [ "${COORDIFF_SKIP_CUDA:-0}" != 1 ]; then
   echo "coordiff: building the CUDA backend with $nvcc_bin"
   cmake -S . -B "$cuda_build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOORDIFF_CUDA=ON \
     -DCMAKE_CUDA_COMPILER="$nvcc_bin" -DCOORDIFF_BUILD_TESTS=ON -DCOORDIFF_BUILD_EXAMPLES=OFF
-  cmake --build "$cuda_build" -j"$jobs" --target coordiff_cuda_tests
+  # The parity tests, and the tool whose `augment --device cuda` links the GPU network.
+  cmake --build "$cuda_build" -j"$jobs" --target coordiff_cuda_tests coordiff_cli
   ctest --test-dir "$cuda_build" --output-on-failure -L cuda || status=$?
 else
   echo "coordiff: nvcc not found; CUDA build skipped"
