@@ -172,7 +172,7 @@ class DeviceSampler {
       keep_.upload(k, s);
     }
     x_.ensure(static_cast<std::size_t>(n));
-    net_in_.ensure(static_cast<std::size_t>(rows * per));
+    if (cfg) net_in_.ensure(static_cast<std::size_t>(rows * per));
     net_out_.ensure(static_cast<std::size_t>(rows * per));
     time_.ensure(static_cast<std::size_t>(rows));
 
@@ -226,12 +226,15 @@ class DeviceSampler {
       }
       kernels::fill<<<bc::blocks_for(rows, bc::kThreads), bc::kThreads, 0, s>>>(time_.data(), rows, static_cast<T>(ev.from));
       bc::check(cudaGetLastError(), "fill launch");
+      // Guidance runs both branches on [x; x]; without it the network reads x itself (it does not write
+      // its input).
       const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(T);
-      bc::check(cudaMemcpyAsync(net_in_.data(), x_.data(), bytes, cudaMemcpyDeviceToDevice, s), "cudaMemcpyAsync D2D");
-      if (k.cfg)
+      if (k.cfg) {
+        bc::check(cudaMemcpyAsync(net_in_.data(), x_.data(), bytes, cudaMemcpyDeviceToDevice, s), "cudaMemcpyAsync D2D");
         bc::check(cudaMemcpyAsync(net_in_.data() + n, x_.data(), bytes, cudaMemcpyDeviceToDevice, s), "cudaMemcpyAsync D2D");
+      }
       const bool returns = net.config().returns_condition;
-      net.forward_device(net_in_.data(), time_.data(), returns ? returns_.data() : nullptr, k.keep ? keep_.data() : nullptr,
+      net.forward_device(k.cfg ? net_in_.data() : x_.data(), time_.data(), returns ? returns_.data() : nullptr, k.keep ? keep_.data() : nullptr,
                          rows, k.agents, net_out_.data());
       StepArgs a;
       a.co = step_coefficients(opt, ab_from, ab_to);
