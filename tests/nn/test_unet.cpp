@@ -116,6 +116,43 @@ TEST_CASE("gradcheck: MultiAgentUNet with agent attention on bottleneck and skip
   gradcheck_unet(net, rng.normal<double>({2, 4, 3, 3}), t, ret, keep, rng);
 }
 
+TEST_CASE("gradcheck: MultiAgentUNet with a two-value condition per agent (paper 001 eq. 10: CBF satisfaction, return)") {
+  Rng rng(29);
+  auto cfg = tiny_config(true);
+  cfg.condition_dim = 2;
+  nn::MultiAgentUNet<double> net(cfg, 3, rng);
+  Tensor<double> t({2}, {5.0, 1.0}), keep({2, 3}, {1, 0, 1, 1, 1, 0});
+  Tensor<double> y({2, 3, 2}, {1.0, 0.1, 0.0, 0.5, 1.0, 0.9, 0.5, -0.3, 1.0, 0.2, 0.0, 0.0});
+  gradcheck_unet(net, rng.normal<double>({2, 4, 3, 3}), t, y, keep, rng);
+  // Each value moves the output of a sample whose condition is kept (sample 0), not of one whose
+  // condition is dropped for every agent (sample 1; agents interact through attention).
+  const auto x = rng.normal<double>({2, 4, 3, 3});
+  const Tensor<double> keep01({2, 3}, {1, 1, 1, 0, 0, 0});
+  const auto base = net.forward(x, t, &y, &keep01);
+  for (index_t c = 0; c < 2; ++c) {
+    auto y2 = y;
+    for (index_t b = 0; b < 2; ++b)
+      for (index_t a = 0; a < 3; ++a) y2(b, a, c) += 0.7;
+    const auto moved = net.forward(x, t, &y2, &keep01);
+    double kept = 0.0, dropped = 0.0;
+    for (index_t h = 0; h < 4; ++h)
+      for (index_t a = 0; a < 3; ++a)
+        for (index_t f = 0; f < 3; ++f) {
+          kept = std::max(kept, std::abs(moved(0, h, a, f) - base(0, h, a, f)));
+          dropped = std::max(dropped, std::abs(moved(1, h, a, f) - base(1, h, a, f)));
+        }
+    CHECK(kept > 1e-6);
+    CHECK(dropped == 0.0);
+  }
+  // A one-value condition is refused by a two-value network, and the other way round.
+  Tensor<double> one({2, 3}, 0.5);
+  CHECK_THROWS_AS(net.forward(x, t, &one), ShapeError);
+  nn::MultiAgentUNet<double> single(tiny_config(true), 3, rng);
+  CHECK_THROWS_AS(single.forward(x, t, &y), ShapeError);
+  cfg.condition_dim = 0;
+  CHECK_THROWS_AS(nn::MultiAgentUNet<double>(cfg, 3, rng), ConfigError);
+}
+
 TEST_CASE("MultiAgentUNet: with all gates at 0 it equals the shared TemporalUNet per agent") {
   Rng rng(26);
   nn::MultiAgentUNet<double> net(tiny_config(true), 3, rng);

@@ -8,7 +8,8 @@
 namespace coordiff {
 
 /// Per-agent conditioning of a batch x [B, H, A, F].
-///   value  [B, A]  the condition (MADiff: each agent's normalised return); empty = no condition.
+///   value  [B, A]  the condition (MADiff: each agent's normalised return); empty = no condition;
+///          or [B, A, C] for C values per agent (paper 001 eq. 10: y = (CBF satisfaction, return)).
 ///   keep   [B, A]  1 = use the condition, 0 = the null ("no condition") path of classifier-free guidance;
 ///                  empty = use it everywhere.
 ///   agents         the global index of each agent slot of x, when x holds a subset of the agents
@@ -21,11 +22,25 @@ struct Condition {
 
   bool has_value() const { return !value.empty(); }
 
+  /// C, the values per agent (1 for a [B, A] value).
+  index_t width() const { return value.rank() == 3 ? value.dim(2) : 1; }
+
   /// The same condition with every keep flag set to `flag` (1: conditional branch, 0: null branch).
   Condition with_keep(T flag) const {
     Condition c = *this;
-    if (!value.empty()) c.keep = Tensor<T>::full(value.shape(), flag);
+    if (!value.empty()) c.keep = Tensor<T>::full({value.dim(0), value.dim(1)}, flag);
     return c;
+  }
+
+  /// Checks the value ([B, A] or [B, A, C], finite) and keep ([B, A]) shapes for B samples of A agents.
+  void validate(index_t B, index_t A, const char* where) const {
+    if (has_value()) {
+      require<ShapeError>((value.rank() == 2 || value.rank() == 3) && value.dim(0) == B && value.dim(1) == A,
+                          where, " condition value: expected [", B, ", ", A, "] or [", B, ", ", A, ", C], got ",
+                          to_string(value.shape()));
+      require_finite(value, where);
+    }
+    if (!keep.empty()) require_shape(keep.shape(), {B, A}, detail::concat(where, " condition keep"));
   }
 };
 

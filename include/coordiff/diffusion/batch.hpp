@@ -57,11 +57,7 @@ struct Batch {
         require<ConfigError>(subgoals[i] >= -1 && subgoals[i] < H, "Batch subgoals: entry ", i, " is ", subgoals[i],
                              ", expected -1 .. ", H - 1);
     }
-    if (condition.has_value()) {
-      require_shape(condition.value.shape(), {B, A}, "Batch condition value");
-      require_finite(condition.value, "Batch condition value");
-    }
-    if (!condition.keep.empty()) require_shape(condition.keep.shape(), {B, A}, "Batch condition keep");
+    condition.validate(B, A, "Batch");
   }
 };
 

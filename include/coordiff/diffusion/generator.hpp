@@ -211,12 +211,13 @@ class Generator {
                                          [&](const auto& v) { return v == round.agents.front(); });
     if (same_agents) cs.agents = round.agents.front();
     if (cond.has_value() || !cond.keep.empty()) {
-      if (cond.has_value()) cs.value = Tensor<T>({B, G});
+      const index_t C = cond.width(), A = x.dim(2);
+      if (cond.has_value()) cs.value = cond.value.rank() == 3 ? Tensor<T>({B, G, C}) : Tensor<T>({B, G});
       if (!cond.keep.empty()) cs.keep = Tensor<T>({B, G});
       for (index_t b = 0; b < B; ++b)
         for (index_t j = 0; j < G; ++j) {
           const index_t a = round.agents[static_cast<std::size_t>(b)][static_cast<std::size_t>(j)];
-          if (cond.has_value()) cs.value(b, j) = cond.value(b, a);
+          for (index_t c = 0; c < C && cond.has_value(); ++c) cs.value[(b * G + j) * C + c] = cond.value[(b * A + a) * C + c];
           if (!cond.keep.empty()) cs.keep(b, j) = cond.keep(b, a);
         }
     }

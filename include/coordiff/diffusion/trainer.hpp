@@ -31,7 +31,7 @@
 namespace coordiff::diffusion {
 
 /// N training windows: x [N, H, A, F] and an optional per-agent condition [N, A] (e.g. MADiff's
-/// normalised returns).
+/// normalised returns) or [N, A, C] (C values per agent).
 template <class T>
 struct TrajectoryDataset {
   Tensor<T> x;
@@ -46,10 +46,7 @@ struct TrajectoryDataset {
     require<ShapeError>(x.rank() == 4 && x.size() > 0, "TrajectoryDataset: x must be a non-empty [N, H, A, F] tensor, got ",
                         to_string(x.shape()));
     require_finite(x, "TrajectoryDataset x");
-    if (!condition.empty()) {
-      require_shape(condition.shape(), {x.dim(0), x.dim(2)}, "TrajectoryDataset condition");
-      require_finite(condition, "TrajectoryDataset condition");
-    }
+    if (!condition.empty()) Condition<T>{condition, {}, {}}.validate(x.dim(0), x.dim(2), "TrajectoryDataset");
   }
 };
 
@@ -237,12 +234,17 @@ class Trainer {
     const index_t row = data_.x.size() / N, A = data_.agents();
     TrainingBatch<T> b;
     b.x0 = Tensor<T>({B, data_.horizon(), A, data_.features()});
-    if (!data_.condition.empty()) b.condition.value = Tensor<T>({B, A});
+    const index_t crow = data_.condition.empty() ? 0 : data_.condition.size() / N;  // A or A C values
+    if (crow > 0) {
+      Shape shape = data_.condition.shape();
+      shape[0] = B;
+      b.condition.value = Tensor<T>(shape);
+    }
     for (index_t i = 0; i < B; ++i) {
       const index_t src = perm_[static_cast<std::size_t>(begin + i)];
       std::copy(data_.x.data() + src * row, data_.x.data() + (src + 1) * row, b.x0.data() + i * row);
-      if (!data_.condition.empty())
-        std::copy(data_.condition.data() + src * A, data_.condition.data() + (src + 1) * A, b.condition.value.data() + i * A);
+      if (crow > 0)
+        std::copy(data_.condition.data() + src * crow, data_.condition.data() + (src + 1) * crow, b.condition.value.data() + i * crow);
     }
     return b;
   }

@@ -41,7 +41,7 @@ struct LossOptions {
 template <class T>
 struct TrainingBatch {
   Tensor<T> x0;            ///< [B, H, A, F]
-  Condition<T> condition;  ///< value [B, A] optional; keep [B, A] optional (ANDed with the random dropout)
+  Condition<T> condition;  ///< value [B, A] or [B, A, C] optional; keep [B, A] optional (ANDed with the random dropout)
   Tensor<T> weight;        ///< optional [B, H, A] per-entry loss weight (>= 0), shared by the F features
 
   void validate() const {
@@ -49,14 +49,9 @@ struct TrainingBatch {
                         to_string(x0.shape()));
     require_finite(x0, "TrainingBatch x0");
     const index_t B = x0.dim(0), H = x0.dim(1), A = x0.dim(2);
-    if (condition.has_value()) {
-      require_shape(condition.value.shape(), {B, A}, "TrainingBatch condition value");
-      require_finite(condition.value, "TrainingBatch condition value");
-    }
-    if (!condition.keep.empty()) {
-      require<ConfigError>(condition.has_value(), "TrainingBatch: condition keep flags given without a condition value");
-      require_shape(condition.keep.shape(), {B, A}, "TrainingBatch condition keep");
-    }
+    require<ConfigError>(condition.keep.empty() || condition.has_value(),
+                         "TrainingBatch: condition keep flags given without a condition value");
+    condition.validate(B, A, "TrainingBatch");
     if (!weight.empty()) {
       require_shape(weight.shape(), {B, H, A}, "TrainingBatch weight");
       require_finite(weight, "TrainingBatch weight");

@@ -46,7 +46,8 @@ class MultiAgentUNet {
       attention_[i].collect_parameters(o, join_name(prefix, "self_attn." + std::to_string(i)));
   }
 
-  /// x [B, H, A, F], time [B], returns [B, A] (iff returns_condition), cond_keep [B, A] -> [B, H, A, F]
+  /// x [B, H, A, F], time [B], returns [B, A] or [B, A, C] (iff returns_condition; C = condition_dim),
+  /// cond_keep [B, A] -> [B, H, A, F]
   Tensor<T> forward(const Tensor<T>& x, const Tensor<T>& time, const Tensor<T>* returns = nullptr,
                     const Tensor<T>* cond_keep = nullptr) {
     const auto& cfg = net_.config();
@@ -61,8 +62,12 @@ class MultiAgentUNet {
     for (index_t i = 0; i < BA; ++i) t_rows[i] = time[i / seen_agents_];
     Tensor<T> r_rows, k_rows;
     if (returns) {
-      require_shape(returns->shape(), {B, seen_agents_}, "MultiAgentUNet: returns");
-      r_rows = returns->reshape({BA, 1});
+      const index_t C = cfg.condition_dim;
+      if (C == 1 && returns->rank() == 2)
+        require_shape(returns->shape(), {B, seen_agents_}, "MultiAgentUNet: returns");
+      else
+        require_shape(returns->shape(), {B, seen_agents_, C}, "MultiAgentUNet: condition values");
+      r_rows = returns->reshape({BA, C});
     }
     if (cond_keep) {
       require_shape(cond_keep->shape(), {B, seen_agents_}, "MultiAgentUNet: cond_keep");

@@ -66,7 +66,7 @@ class TemporalUNet {
     const index_t dim = cfg.dim, E = cfg.embed_dim(), K = cfg.kernel_size, G = cfg.groups;
     time_emb_ = SinusoidalPosEmb<T>(dim);
     time_mlp_ = MLP<T>({dim, 4 * dim, dim}, Activation::Mish, rng, false, /*first_index=*/1);
-    if (cfg.returns_condition) returns_mlp_ = MLP<T>({1, dim, 4 * dim, dim}, Activation::Mish, rng);
+    if (cfg.returns_condition) returns_mlp_ = MLP<T>({cfg.condition_dim, dim, 4 * dim, dim}, Activation::Mish, rng);
     std::vector<index_t> dims{cfg.transition_dim};
     for (index_t m : cfg.dim_mults) dims.push_back(dim * m);
     const index_t levels = cfg.levels();
@@ -115,7 +115,7 @@ class TemporalUNet {
     final_conv_.collect_parameters(o, join_name(prefix, "final_conv.1"));
   }
 
-  /// x [B, H, F], time [B] (diffusion step), returns [B, 1] (required iff returns_condition),
+  /// x [B, H, F], time [B] (diffusion step), returns [B, C] (required iff returns_condition; C = condition_dim),
   /// cond_keep [B]: 1 keeps the return embedding, 0 drops it (classifier-free null condition). -> [B, H, F]
   Tensor<T> forward(const Tensor<T>& x, const Tensor<T>& time, const Tensor<T>* returns = nullptr,
                     const Tensor<T>* cond_keep = nullptr) {
@@ -144,7 +144,7 @@ class TemporalUNet {
     Tensor<T> t = time_mlp_.forward(time_emb_.forward(time));  // [N, dim]
     if (!cfg_.returns_condition) return t;
     require<ConfigError>(returns != nullptr, "TemporalUNet: returns_condition is on but no returns were given");
-    require_shape(returns->shape(), {N, 1}, "TemporalUNet: returns");
+    require_shape(returns->shape(), {N, cfg_.condition_dim}, "TemporalUNet: returns");
     Tensor<T> r = returns_mlp_.forward(*returns);  // [N, dim]
     keep_ = Tensor<T>({N}, T(1));
     if (cond_keep) {

@@ -15,6 +15,7 @@ struct UNetConfig {
   index_t kernel_size = 5;
   index_t groups = 8;            // GroupNorm groups
   bool returns_condition = false;  // return/condition embedding for classifier-free guidance
+  index_t condition_dim = 1;       // C, values per agent condition (1: MADiff's return; 2: paper 001's (CBF, return))
 
   index_t levels() const { return static_cast<index_t>(dim_mults.size()); }
   index_t embed_dim() const { return returns_condition ? 2 * dim : dim; }
@@ -22,6 +23,7 @@ struct UNetConfig {
   void validate(bool with_agent_attention = false) const {
     require<ConfigError>(transition_dim > 0 && dim > 0 && !dim_mults.empty() && kernel_size > 0 && kernel_size % 2 == 1,
                          "UNetConfig: transition_dim, dim, dim_mults and an odd kernel_size are required");
+    require<ConfigError>(condition_dim >= 1, "UNetConfig: condition_dim must be >= 1, got ", condition_dim);
     require<ConfigError>(dim % 2 == 0 && dim >= 4, "UNetConfig: dim must be even and >= 4 (sinusoidal embedding), got ", dim);
     const index_t factor = index_t(1) << (levels() - 1);
     require<ConfigError>(horizon > 0 && horizon % factor == 0, "UNetConfig: horizon ", horizon, " must be divisible by ",

@@ -147,9 +147,13 @@ class DeviceSampler {
                          "DeviceSampler: classifier-free guidance needs a network with returns_condition and a condition value");
     require<ConfigError>(returns || !cond.has_value(), "DeviceSampler: a condition value was given but the network "
                          "was built without returns_condition");
-    if (returns) require_shape(cond.value.shape(), {B, A}, "DeviceSampler: condition value");
+    const index_t C = ncfg.condition_dim;
+    if (returns) {
+      cond.validate(B, A, "DeviceSampler");
+      require<ShapeError>(cond.value.size() == B * A * C, "DeviceSampler: ", C, " condition values per agent expected, got shape ",
+                          to_string(cond.value.shape()));
+    }
     const bool keep = returns && !cfg && !cond.keep.empty();
-    if (keep) require_shape(cond.keep.shape(), {B, A}, "DeviceSampler: condition keep flags");
     double weight = 1.0;
     if constexpr (cfg) weight = guide.weight;
 
@@ -162,8 +166,8 @@ class DeviceSampler {
     }
     const index_t rows = cfg ? 2 * B : B;  // the network's batch: both guidance branches in one pass
     if (returns) {
-      std::vector<T> r(static_cast<std::size_t>(rows * A)), k(static_cast<std::size_t>(rows * A), T(1));
-      for (index_t i = 0; i < rows * A; ++i) r[static_cast<std::size_t>(i)] = cond.value[i % (B * A)];
+      std::vector<T> r(static_cast<std::size_t>(rows * A * C)), k(static_cast<std::size_t>(rows * A), T(1));
+      for (index_t i = 0; i < rows * A * C; ++i) r[static_cast<std::size_t>(i)] = cond.value[i % (B * A * C)];
       if (cfg)
         for (index_t i = B * A; i < rows * A; ++i) k[static_cast<std::size_t>(i)] = T(0);
       if (keep)

@@ -479,7 +479,7 @@ class DeviceMultiAgentUNet {
     time1_ = {src, "net.time_mlp.1", dim, 4 * dim};
     time2_ = {src, "net.time_mlp.3", 4 * dim, dim};
     if (cfg.returns_condition) {
-      ret1_ = {src, "net.returns_mlp.0", 1, dim};
+      ret1_ = {src, "net.returns_mlp.0", cfg.condition_dim, dim};
       ret2_ = {src, "net.returns_mlp.2", dim, 4 * dim};
       ret3_ = {src, "net.returns_mlp.4", 4 * dim, dim};
     }
@@ -597,7 +597,7 @@ class DeviceMultiAgentUNet {
     }
   }
 
-  /// Device pointers: x [B, H, A, F], time [B], returns [B, A] and keep [B, A] (both null without the
+  /// Device pointers: x [B, H, A, F], time [B], returns [B, A, C] and keep [B, A] (both null without the
   /// return condition; keep null keeps every return) -> out [B, H, A, F]. Stream-ordered, no host sync.
   void forward_device(const T* x, const T* time, const T* returns, const T* keep, index_t B, index_t A, T* out) {
     require<ConfigError>(!cfg_.returns_condition || returns, "DeviceMultiAgentUNet: returns_condition is on but no "
@@ -766,7 +766,7 @@ class DeviceMultiAgentUNet {
     }
   }
 
-  /// Host forward: x [B, H, A, F], time [B], returns [B, A], cond_keep [B, A] -> [B, H, A, F].
+  /// Host forward: x [B, H, A, F], time [B], returns [B, A] or [B, A, C], cond_keep [B, A] -> [B, H, A, F].
   Tensor<T> forward(const Tensor<T>& x, const Tensor<T>& time, const Tensor<T>* returns = nullptr,
                     const Tensor<T>* cond_keep = nullptr) {
     require<ShapeError>(x.rank() == 4 && x.dim(1) == cfg_.horizon && x.dim(2) >= 1 && x.dim(3) == cfg_.transition_dim,
@@ -776,11 +776,13 @@ class DeviceMultiAgentUNet {
     require_shape(time.shape(), {B}, "DeviceMultiAgentUNet: diffusion step tensor");
     require<ShapeError>(A <= backend::cuda::kMaxAttentionSet, "DeviceMultiAgentUNet: at most ",
                         backend::cuda::kMaxAttentionSet, " agents, got ", A);
-    if (returns) require_shape(returns->shape(), {B, A}, "DeviceMultiAgentUNet: returns");
+    if (returns) Condition<T>{*returns, {}, {}}.validate(B, A, "DeviceMultiAgentUNet");
+    require<ShapeError>(!returns || returns->size() == B * A * cfg_.condition_dim, "DeviceMultiAgentUNet: ",
+                        cfg_.condition_dim, " condition values per agent expected, got shape ", to_string(returns->shape()));
     if (cond_keep) require_shape(cond_keep->shape(), {B, A}, "DeviceMultiAgentUNet: cond_keep");
     x_dev_.upload(x.data(), static_cast<std::size_t>(x.size()), stream());
     time_dev_.upload(time.data(), static_cast<std::size_t>(B), stream());
-    if (returns) returns_dev_.upload(returns->data(), static_cast<std::size_t>(B * A), stream());
+    if (returns) returns_dev_.upload(returns->data(), static_cast<std::size_t>(returns->size()), stream());
     if (cond_keep) keep_dev_.upload(cond_keep->data(), static_cast<std::size_t>(B * A), stream());
     out_dev_.ensure(static_cast<std::size_t>(x.size()));
     forward_device(x_dev_.data(), time_dev_.data(), returns ? returns_dev_.data() : nullptr,
