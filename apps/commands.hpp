@@ -6,5 +6,7 @@ namespace coordiff::cli {
 int offline_train(int argc, char** argv);
 /// coordiff table1: the Table-1 harness (offline_commands.cpp).
 int table1(int argc, char** argv);
+/// coordiff plan: closed-loop diffusion planning on the double-integrator safety task (plan_command.cpp).
+int plan(int argc, char** argv);
 
 }  // namespace coordiff::cli

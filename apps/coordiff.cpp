@@ -12,6 +12,8 @@
 //                    [--device cpu|cuda]
 //   coordiff offline-train --algo td3bc|omar|cfcql --dataset d.npz --out r.json [--steps N] [--seed S] [--eval-every K]
 //   coordiff table1 [--dir DIR] [--envs ...] [--qualities ...] [--learners ...] [--methods ...] [--seeds ...] ...
+//   coordiff plan --env double-integrator --planner diffusion|guided|filtered|guided-filtered|nominal|random
+//                 --model DIR --episodes N --seed S --out r.json [--agents N] [--sampling-steps K] ...
 //   coordiff inspect file.npz
 // Exit codes: 0 success, 2 bad arguments or input (the message names the flag or file), 1 other errors.
 #include <malloc.h>
@@ -66,6 +68,10 @@ const char* kUsage =
     "                   [--methods original,lov,sg,joint] [--ablation medium-replay] [--seeds 0,1,2] [--num N]\n"
     "                   [--epsilon E] [--episodes N] [--model-steps N] [--steps N] [--eval-every K]\n"
     "                   [--eval-episodes M] [--jobs J] [--out results.md] [--records DIR] [--data-dir DIR] [--report-only 1]\n"
+    "  coordiff plan --env double-integrator --planner diffusion|guided|filtered|guided-filtered|nominal|random\n"
+    "                --episodes N --seed S --out R.json [--model DIR] [--agents N] [--obstacles M] [--episode-length T]\n"
+    "                [--sampling-steps K] [--target-return X] [--target-cbf X] [--guidance-weight W] [--cbf-guidance S]\n"
+    "                [--candidates M] [--batch B]\n"
     "  coordiff inspect FILE.npz\n";
 
 namespace mpe = cd::env::mpe;
@@ -335,6 +341,7 @@ int main(int argc, char** argv) {
     if (cmd == "inspect") return inspect(argc, argv);
     if (cmd == "offline-train") return cd::cli::offline_train(argc, argv);
     if (cmd == "table1") return cd::cli::table1(argc, argv);
+    if (cmd == "plan") return cd::cli::plan(argc, argv);
     std::cerr << (cmd.empty() || cmd == "--help" ? "" : "coordiff: unknown command '" + cmd + "'\n") << kUsage;
     return cmd == "--help" ? 0 : 2;
   } catch (const cd::ConfigError& e) {

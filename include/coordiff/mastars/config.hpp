@@ -65,10 +65,29 @@ struct AugmentConfig {
   std::uint64_t seed = 0;
 };
 
+/// Paper 001: the decentralised CBF trained with the model (whenever the dataset has costs) and what the
+/// diffusion model is conditioned on.
+struct SafetyConfig {
+  std::string condition = "return";  ///< "return": y = return (MADiff); "cbf_return": y = (CBF satisfaction, return), eq. 10
+  std::string cbf_label = "barrier"; ///< a window's CBF satisfaction: "barrier" (eq. 8 >= 0 with the learned CBF) or "cost" (no cost in it)
+  double cost_penalty = 0.0;         ///< r_p of eq. 13, subtracted from an agent's reward at every step with a cost
+  index_t cbf_hidden = 64;           ///< the CBF MLP's hidden width
+  index_t cbf_steps = 4000;
+  index_t cbf_batch_size = 512;
+  double cbf_lr = 1e-3;
+  double margin = 0.02;              ///< gamma of eq. 12
+  double alpha = 1.0;                ///< linear class-K slope
+  double dt = 0.1;                   ///< time between steps (the forward difference of h)
+  double heldout_fraction = 0.1;     ///< the last episodes, for the CBF's held-out report
+  std::uint64_t seed = 0;
+  bool conditions_on_cbf() const { return condition == "cbf_return"; }
+};
+
 struct Config {
   DiffusionConfig diffusion;
   AuxiliaryConfig auxiliary;
   AugmentConfig augment;
+  SafetyConfig safety;
 };
 
 namespace detail {
@@ -109,6 +128,7 @@ class JsonReader {
   static std::string type_name() {
     if constexpr (std::is_integral_v<V>) return "an integer";
     else if constexpr (std::is_floating_point_v<V>) return "a number";
+    else if constexpr (std::is_same_v<V, std::string>) return "a string";
     else return "a list of integers";
   }
   const nlohmann::json& j_;
@@ -135,7 +155,13 @@ inline nlohmann::json to_json(const Config& c) {
            {{"num", g.num}, {"batch_size", g.batch_size}, {"epsilon", g.epsilon}, {"target_return", g.target_return},
             {"sampling_steps", g.sampling_steps}, {"resample_jump", g.resample_jump},
             {"resample_count", g.resample_count}, {"dire_steps", g.dire_steps},
-            {"seed", g.seed}}}};
+            {"seed", g.seed}}},
+          {"safety",
+           {{"condition", c.safety.condition}, {"cbf_label", c.safety.cbf_label}, {"cost_penalty", c.safety.cost_penalty},
+            {"cbf_hidden", c.safety.cbf_hidden}, {"cbf_steps", c.safety.cbf_steps},
+            {"cbf_batch_size", c.safety.cbf_batch_size}, {"cbf_lr", c.safety.cbf_lr}, {"margin", c.safety.margin},
+            {"alpha", c.safety.alpha}, {"dt", c.safety.dt}, {"heldout_fraction", c.safety.heldout_fraction},
+            {"seed", c.safety.seed}}}};
 }
 
 /// Checks ranges; `where` names the source (file) in messages.
@@ -153,15 +179,25 @@ inline void validate(const Config& c, const std::string& where = "config") {
   require<ConfigError>(g.num >= 1 && g.batch_size >= 1 && g.epsilon > 0 && g.resample_jump >= 1 && g.resample_count >= 1 &&
                            g.dire_steps >= 1 && g.sampling_steps >= 0 && g.sampling_steps <= d.diffusion_steps,
                        where, ": augment settings out of range (num, batch_size, resample_* and dire_steps >= 1, epsilon > 0)");
+  const auto& s = c.safety;
+  require<ConfigError>(s.condition == "return" || s.condition == "cbf_return", where, ": safety.condition must be 'return' "
+                       "or 'cbf_return', got '", s.condition, "'");
+  require<ConfigError>(s.cbf_label == "barrier" || s.cbf_label == "cost", where, ": safety.cbf_label must be 'barrier' or "
+                       "'cost', got '", s.cbf_label, "'");
+  require<ConfigError>(s.cost_penalty >= 0 && s.cbf_hidden >= 1 && s.cbf_steps >= 0 && s.cbf_batch_size >= 1 && s.cbf_lr > 0 &&
+                           s.margin >= 0 && s.alpha > 0 && s.dt > 0 && s.heldout_fraction >= 0 && s.heldout_fraction < 1,
+                       where, ": safety settings out of range (cost_penalty, margin >= 0; cbf_hidden, cbf_batch_size >= 1; "
+                       "cbf_lr, alpha, dt > 0; heldout_fraction in [0, 1))");
 }
 
 /// A config from JSON: missing keys keep their defaults, unknown keys and wrong types are errors.
 inline Config config_from_json(const nlohmann::json& j, const std::string& where = "config") {
   Config c;
   detail::JsonReader top(j, where);
-  nlohmann::json empty = nlohmann::json::object();
+  static const nlohmann::json empty = nlohmann::json::object();
   const auto section = [&](const char* name) -> const nlohmann::json& {
-    top.get(name, empty);  // marks the key as known
+    nlohmann::json ignored;
+    top.get(name, ignored);  // marks the key as known
     return j.contains(name) ? j.at(name) : empty;
   };
   {
@@ -188,6 +224,14 @@ inline Config config_from_json(const nlohmann::json& j, const std::string& where
     r.get("sampling_steps", g.sampling_steps).get("resample_jump", g.resample_jump);
     r.get("resample_count", g.resample_count).get("dire_steps", g.dire_steps);
     r.get("seed", g.seed).finish();
+  }
+  {
+    auto& f = c.safety;
+    detail::JsonReader r(section("safety"), where + ".safety");
+    r.get("condition", f.condition).get("cbf_label", f.cbf_label).get("cost_penalty", f.cost_penalty);
+    r.get("cbf_hidden", f.cbf_hidden).get("cbf_steps", f.cbf_steps).get("cbf_batch_size", f.cbf_batch_size);
+    r.get("cbf_lr", f.cbf_lr).get("margin", f.margin).get("alpha", f.alpha).get("dt", f.dt);
+    r.get("heldout_fraction", f.heldout_fraction).get("seed", f.seed).finish();
   }
   top.finish();
   validate(c, where);

@@ -2,11 +2,12 @@
 // Everything MASTARS generates with, trained on one dataset: the observation and action normalisers
 // (MADiff's empirical-CDF map to [-1, 1], agents pooled), the return-conditioned MultiAgentUNet over
 // windows of normalised observations (EMA weights), and the auxiliary models in normalised space
-// (inverse dynamics, transition, reward, value).
+// (inverse dynamics, transition, reward, value), and the decentralised CBF of paper 001 over normalised
+// observations (trained when the dataset has costs; it conditions, guides and filters safe generation).
 //
 // A model directory holds config.json, normalizers.npz, diffusion.npz (the EMA weights under MADiff's
 // state_dict names), auxiliary.npz ("inverse.*", "transition.*", "reward.*", "value.*"), sizes.json and,
-// after training, report.json. Every file is written atomically.
+// barrier.npz ("barrier.*"), after training, report.json. Every file is written atomically.
 #include <filesystem>
 #include <string>
 
@@ -20,6 +21,7 @@
 #include "coordiff/mastars/config.hpp"
 #include "coordiff/nn/multi_agent_unet.hpp"
 #include "coordiff/nn/state_dict.hpp"
+#include "coordiff/safety/barrier.hpp"
 
 namespace coordiff::mastars {
 
@@ -36,6 +38,7 @@ struct Model {
   auxiliary::TransitionModel<T> transition;
   auxiliary::RewardModel<T> reward;
   auxiliary::ValueModel<T> value;
+  safety::MlpBarrier<T> barrier;
   nlohmann::json report = nlohmann::json::object();
 
   /// A freshly initialised model for A agents with O-dim observations and U-dim actions.
@@ -51,6 +54,8 @@ struct Model {
     m.transition = auxiliary::TransitionModel<T>(O, U, a.hidden, a.seed + 2);
     m.reward = auxiliary::RewardModel<T>(A, O, U, a.hidden, a.seed + 3);
     m.value = auxiliary::ValueModel<T>(O, a.hidden, a.seed + 4);
+    Rng barrier_rng(cfg.safety.seed, 0x43424600u);
+    m.barrier = safety::MlpBarrier<T>(O, cfg.safety.cbf_hidden, barrier_rng);
     return m;
   }
 
@@ -63,9 +68,13 @@ struct Model {
     u.kernel_size = cfg.diffusion.kernel_size;
     u.groups = cfg.diffusion.groups;
     u.returns_condition = true;
+    u.condition_dim = cfg.safety.conditions_on_cbf() ? 2 : 1;
     u.validate(/*with_agent_attention=*/true);
     return u;
   }
+
+  /// Whether the CBF has been trained (its report is stored under report["cbf"]).
+  bool has_cbf() const { return report.contains("cbf"); }
 
   /// Fits both normalisers on a dataset (observations and actions, agents pooled).
   void fit_normalizers(const data::OfflineDataset<T>& d) {
@@ -105,6 +114,9 @@ struct Model {
     nn::add_state_dict(aux, reward.parameters(), "reward.");
     nn::add_state_dict(aux, value.parameters(), "value.");
     aux.save(dir / "auxiliary.npz");
+    io::NpzWriter cbf;
+    nn::add_state_dict(cbf, nn::parameters_of<T>(barrier), "barrier.");
+    cbf.save(dir / "barrier.npz");
     write_json_file(dir / "report.json", report);
   }
 
@@ -130,6 +142,9 @@ struct Model {
     nn::load_state_dict(m.transition.parameters(), aux, "transition.", false, true);
     nn::load_state_dict(m.reward.parameters(), aux, "reward.", false, true);
     nn::load_state_dict(m.value.parameters(), aux, "value.", false, true);
+    // Models saved before the CBF existed have no barrier.npz; they keep the untrained one (has_cbf false).
+    if (std::filesystem::exists(dir / "barrier.npz"))
+      nn::load_state_dict(nn::parameters_of<T>(m.barrier), io::NpzFile::load(dir / "barrier.npz"), "barrier.", false, true);
     if (std::filesystem::exists(dir / "report.json")) m.report = read_json_file(dir / "report.json");
     return m;
   }

@@ -3,8 +3,13 @@
 //   train_diffusion: the return-conditioned MultiAgentUNet on windows of H normalised observations of all
 //     agents, each agent conditioned on its discounted return-to-go / returns_scale, with condition
 //     dropout for classifier-free guidance (eq. 10); MADiff's optimiser recipe; the EMA weights are kept.
+//   train_barrier: the decentralised CBF of paper 001 (eq. 12) on datasets with costs; with
+//     safety.condition "cbf_return" each window is also conditioned on its CBF satisfaction (eq. 10);
 //   train_auxiliary: inverse dynamics, transition and reward models (eq. 11) and the TD value (eq. 12),
 //     each on 90 % of the transitions, with its held-out error in the report.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <ostream>
 
 #include <nlohmann/json.hpp>
@@ -13,19 +18,93 @@
 #include "coordiff/data/windows.hpp"
 #include "coordiff/diffusion/trainer.hpp"
 #include "coordiff/mastars/model.hpp"
+#include "coordiff/safety/cbf_data.hpp"
+#include "coordiff/safety/trajectory_condition.hpp"
 #include "coordiff/schedule/cosine.hpp"
 
 namespace coordiff::mastars {
 
-/// The diffusion training windows of a (raw) dataset: normalised observations and returns.
+/// The diffusion training windows of a (raw) dataset: normalised observations and their condition, each
+/// agent's return-to-go [N, A] or, with safety.condition "cbf_return", [N, A, 2] = (CBF satisfaction in
+/// {0, 1}, return-to-go) (paper 001 eq. 10). With safety.cost_penalty r_p > 0 the return counts r - r_p at
+/// every step with a cost (eq. 13).
 template <class T>
 diffusion::TrajectoryDataset<T> diffusion_windows(const Model<T>& m, const data::OfflineDataset<T>& d) {
   const auto& c = m.config.diffusion;
+  const auto& sc = m.config.safety;
   data::WindowOptions w;
   w.horizon = c.horizon, w.pad = true, w.discount = c.discount, w.returns_scale = c.returns_scale;
   data::OfflineDataset<T> n = m.normalized(d);
+  if (sc.cost_penalty > 0) {
+    require<ConfigError>(!d.costs.empty(), "mastars: safety.cost_penalty is set but the dataset has no costs");
+    for (index_t i = 0; i < n.rewards.size(); ++i) n.rewards[i] = static_cast<T>(n.rewards[i] - sc.cost_penalty * d.costs[i]);
+  }
   auto windows = data::make_windows(n, w);
-  return {std::move(windows.observations), std::move(windows.returns)};
+  if (!sc.conditions_on_cbf()) return {std::move(windows.observations), std::move(windows.returns)};
+  require<ConfigError>(!d.costs.empty(), "mastars: safety.condition 'cbf_return' needs a dataset with costs");
+  const index_t N = windows.returns.dim(0), A = windows.returns.dim(1), H = c.horizon;
+  // A window's CBF satisfaction: eq. 8 with the learned CBF on every step (>= 0: the window satisfies
+  // eq. 7's conditions), or, with cbf_label "cost", no step of the window in the dangerous set.
+  Tensor<T> satisfied({N, A});
+  if (sc.cbf_label == "barrier") {
+    require<ConfigError>(m.has_cbf(), "mastars: safety.cbf_label 'barrier' needs the model's CBF trained first");
+    safety::CbfLossOptions o{0.0, sc.alpha, sc.dt};
+    const index_t chunk = 4096;
+    for (index_t begin = 0; begin < N; begin += chunk) {
+      const index_t end = std::min(N, begin + chunk);
+      const Tensor<T> part = windows.observations.view().slice(0, begin, end).contiguous();
+      const Tensor<T> y = safety::cbf_satisfaction<T>(m.barrier, part, nullptr, o);
+      for (index_t i = 0; i < y.size(); ++i) satisfied[begin * A + i] = y[i] >= T(0) ? T(1) : T(0);
+    }
+  } else {
+    for (index_t k = 0; k < N; ++k) {
+      const index_t e = static_cast<index_t>(windows.origin(k, 0)), s = static_cast<index_t>(windows.origin(k, 1));
+      const index_t len = d.episode_length(e);
+      for (index_t a = 0; a < A; ++a) {
+        bool safe = true;  // o_t is dangerous when the step into it had a cost (costs[t - 1])
+        for (index_t t = std::max<index_t>(s, 1); t < std::min(s + H, len); ++t) safe = safe && d.costs(e, t - 1, a) == T(0);
+        satisfied(k, a) = safe ? T(1) : T(0);
+      }
+    }
+  }
+  Tensor<T> y({N, A, 2});
+  for (index_t i = 0; i < N * A; ++i) y[2 * i] = satisfied[i], y[2 * i + 1] = windows.returns[i];
+  return {std::move(windows.observations), std::move(y)};
+}
+
+/// Trains the model's CBF (paper 001 eq. 12) on the normalised observations of a dataset with costs, the
+/// last safety.heldout_fraction of its episodes held out; returns the report (also model.report["cbf"]):
+/// the loss and the held-out fraction of safe rows with h >= 0, dangerous rows with h < 0 and safe
+/// transitions with dh/dt + alpha h >= 0.
+template <class T>
+nlohmann::json train_barrier(Model<T>& m, const data::OfflineDataset<T>& d, std::ostream* log = nullptr) {
+  if (m.obs_norm.features() <= 0) m.fit_normalizers(d);
+  const auto& sc = m.config.safety;
+  const data::OfflineDataset<T> n = m.normalized(d);
+  const index_t E = d.episodes();
+  const index_t held = std::min<index_t>(E - 1, static_cast<index_t>(std::floor(sc.heldout_fraction * static_cast<double>(E))));
+  const auto train = safety::cbf_data(n, 0, E - held);
+  safety::CbfTrainOptions o;
+  o.steps = sc.cbf_steps, o.batch_size = sc.cbf_batch_size, o.lr = sc.cbf_lr, o.seed = sc.seed;
+  o.loss = safety::CbfLossOptions{sc.margin, sc.alpha, sc.dt};
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto history = safety::train_cbf(m.barrier, train, o);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto report_of = [&](const safety::CbfData<T>& rows) {
+    const auto r = safety::evaluate_cbf(m.barrier, rows, o.loss);
+    return nlohmann::json{{"safe_rows", r.safe_rows}, {"safe_with_h_nonnegative", r.safe_satisfied},
+                          {"dangerous_rows", r.unsafe_rows}, {"dangerous_with_h_negative", r.unsafe_satisfied},
+                          {"transitions", r.transitions}, {"transitions_satisfied", r.derivative_satisfied}};
+  };
+  nlohmann::json r = {{"steps", sc.cbf_steps}, {"seconds", seconds},
+                      {"first_loss", history.empty() ? 0.0 : history.front()},
+                      {"last_loss", history.empty() ? 0.0 : history.back()}, {"train", report_of(train)}};
+  if (held > 0) r["heldout"] = report_of(safety::cbf_data(n, E - held, E));
+  if (log)
+    *log << "cbf: eq. 12 loss " << r["first_loss"].get<double>() << " -> " << r["last_loss"].get<double>() << " in "
+         << sc.cbf_steps << " steps (" << seconds << " s)\n";
+  m.report["cbf"] = r;
+  return r;
 }
 
 /// Fits the normalisers if the model has none yet, then trains the denoiser; returns its report (also
@@ -33,6 +112,8 @@ diffusion::TrajectoryDataset<T> diffusion_windows(const Model<T>& m, const data:
 template <class T>
 nlohmann::json train_diffusion(Model<T>& m, const data::OfflineDataset<T>& d, std::ostream* log = nullptr) {
   if (m.obs_norm.features() <= 0) m.fit_normalizers(d);
+  // The CBF labels the windows (cbf_label "barrier") and guides and filters safe generation: train it first.
+  if (!d.costs.empty() && !m.has_cbf()) train_barrier(m, d, log);
   const auto& c = m.config.diffusion;
   auto windows = diffusion_windows(m, d);
   const index_t n_windows = windows.size();

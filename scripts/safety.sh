@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The paper-001 measurement on the multi-agent double integrator: behaviour data with costs, two diffusion
+# planners per team size (return-conditioned = unconstrained; (CBF satisfaction, return)-conditioned =
+# paper 001) with their CBF, then closed-loop episodes of every planner variant and of the nominal
+# controller over seeds. Every result is a JSON under docs/results/safety/N<agents>/; existing files are
+# kept (the script resumes), the datasets and models go to runs/safety.
+#   scripts/safety.sh [--agents "4 8"] [--seeds "0 1 2"] [--episodes 100] [--data-episodes 500]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+agents="4 8"; seeds="0 1 2"; episodes=100; data_episodes=500
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --agents) agents=$2; shift 2 ;;
+    --seeds) seeds=$2; shift 2 ;;
+    --episodes) episodes=$2; shift 2 ;;
+    --data-episodes) data_episodes=$2; shift 2 ;;
+    *) echo "safety.sh: unknown flag '$1'" >&2; exit 2 ;;
+  esac
+done
+scripts/install_deps.sh demo
+build=${COORDIFF_BUILD_DIR:-build/table1}
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOORDIFF_BUILD_TESTS=OFF -DCOORDIFF_BUILD_EXAMPLES=OFF \
+  -DCOORDIFF_BUILD_APPS=ON -DCOORDIFF_NATIVE=ON > /dev/null
+cmake --build "$build" -j"$(nproc)" --target coordiff_cli
+tool="$build/apps/coordiff"
+# One thread per process: the networks are small, and runs share the machine with other jobs.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+config=data/safety/double_integrator.json
+for n in $agents; do
+  work=runs/safety/N$n; records=docs/results/safety/N$n
+  mkdir -p "$work" "$records"
+  data=$work/noisy.npz
+  [ -f "$data" ] || "$tool" gen-data --env double-integrator --quality noisy --agents "$n" --episodes "$data_episodes" \
+    --seed 100 --out "$data"
+  for cond in return cbf_return; do
+    model=$work/model_$cond
+    if [ ! -f "$model/report.json" ] || ! grep -q '"inverse_dynamics"' "$model/report.json"; then
+      python3 - "$config" "$cond" "$work/config_$cond.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["safety"]["condition"] = sys.argv[2]
+json.dump(c, open(sys.argv[3], "w"), indent=1)
+PY
+      "$tool" train-diffusion --dataset "$data" --model "$model" --config "$work/config_$cond.json"
+      "$tool" train-aux --dataset "$data" --model "$model"
+    fi
+  done
+  for seed in $seeds; do
+    run() {  # name, then plan flags
+      local name=$1; shift
+      local out=$records/${name}_s$seed.json
+      [ -f "$out" ] || "$tool" plan --env double-integrator --agents "$n" --episodes "$episodes" --seed "$seed" \
+        --target-return 0 --out "$out" "$@"
+    }
+    run nominal --planner nominal
+    run unconstrained --planner diffusion --model "$work/model_return"
+    run cbf_conditioned --planner diffusion --model "$work/model_cbf_return"
+    run cbf_guided --planner guided --model "$work/model_cbf_return"
+    run cbf_guided_filtered --planner guided-filtered --model "$work/model_cbf_return"
+  done
+done
+echo "safety.sh: results in docs/results/safety"

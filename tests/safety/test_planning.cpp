@@ -1,0 +1,194 @@
+// Paper 001's safe planning: the CBF rows and window conditions cut from a dataset with costs, the safety
+// config, chained guidance, and the closed-loop diffusion planner on the double integrator.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "coordiff/denoiser/denoiser.hpp"
+#include "coordiff/env/double_integrator_collect.hpp"
+#include "coordiff/guidance/chain.hpp"
+#include "coordiff/guidance/classifier_free.hpp"
+#include "coordiff/guidance/cost_gradient.hpp"
+#include "coordiff/mastars/training.hpp"
+#include "coordiff/planning/closed_loop.hpp"
+#include "coordiff/safety/cbf_data.hpp"
+
+using namespace coordiff;
+
+namespace {
+/// Two episodes of 5 steps, 2 agents, 1-d observations o = 10 e + t (+ 0.5 for agent 1), reward 1 per
+/// step; agent 1 has a cost at step 2 of episode 0 (so its observation at step 3 is dangerous).
+data::OfflineDataset<float> costly_dataset() {
+  data::OfflineDataset<float> d;
+  const index_t E = 2, T = 5, A = 2;
+  d.observations = Tensor<float>({E, T, A, 1});
+  d.actions = Tensor<float>({E, T, A, 1}, 0.0f);
+  d.rewards = Tensor<float>({E, T, A}, 1.0f);
+  d.terminals = Tensor<float>({E, T}, 0.0f);
+  d.costs = Tensor<float>({E, T, A}, 0.0f);
+  for (index_t e = 0; e < E; ++e)
+    for (index_t t = 0; t < T; ++t)
+      for (index_t a = 0; a < A; ++a) d.observations(e, t, a, 0) = static_cast<float>(10 * e + t + 0.5 * a);
+  d.costs(0, 2, 1) = 1.0f;
+  return d;
+}
+
+struct Quadratic {  // c(x) = 0.5 |x|^2 per sample
+  guidance::CostValue<float> value_and_gradient(const Tensor<float>& x) const {
+    guidance::CostValue<float> v{Tensor<float>({x.dim(0)}, 0.0f), x};
+    const index_t per = x.size() / x.dim(0);
+    for (index_t i = 0; i < x.size(); ++i) v.value[i / per] += 0.5f * x[i] * x[i];
+    return v;
+  }
+};
+}  // namespace
+
+TEST_CASE("planning: CBF rows of a dataset label o_t by the cost of the step into it") {
+  const auto d = costly_dataset();
+  const auto c = safety::cbf_data(d);
+  REQUIRE(c.size() == 20);
+  for (index_t e = 0; e < 2; ++e)
+    for (index_t t = 0; t < 5; ++t)
+      for (index_t a = 0; a < 2; ++a) {
+        const auto r = static_cast<std::size_t>((e * 5 + t) * 2 + a);
+        CHECK(c.z(static_cast<index_t>(r), 0) == doctest::Approx(10 * e + t + 0.5 * a));
+        CHECK(c.safe[r] == ((e == 0 && t == 3 && a == 1) ? 0 : 1));
+        CHECK(c.has_next[r] == (t < 4 ? 1 : 0));  // no next_observations: the successor is o_{t+1}
+        if (t < 4) CHECK(c.z_next(static_cast<index_t>(r), 0) == doctest::Approx(10 * e + t + 1 + 0.5 * a));
+      }
+  const auto second = safety::cbf_data(d, 1, 2);
+  CHECK(second.size() == 10);
+  CHECK(second.z(0, 0) == doctest::Approx(10.0));
+  CHECK_THROWS_AS(safety::cbf_data(d, 1, 1), ConfigError);
+  auto no_costs = d;
+  no_costs.costs = Tensor<float>();
+  CHECK_THROWS_WITH_AS(safety::cbf_data(no_costs), doctest::Contains("no 'costs'"), ConfigError);
+}
+
+TEST_CASE("planning: cbf_return windows carry (no cost in the window, eq. 13's penalised return-to-go)") {
+  auto cfg = mastars::Config{};
+  cfg.diffusion.horizon = 2, cfg.diffusion.dim = 16, cfg.diffusion.dim_mults = {1, 2}, cfg.diffusion.groups = 4;
+  cfg.diffusion.kernel_size = 3, cfg.diffusion.returns_scale = 1.0, cfg.diffusion.discount = 1.0;
+  cfg.safety.condition = "cbf_return", cfg.safety.cbf_label = "cost", cfg.safety.cost_penalty = 0.5;
+  const auto d = costly_dataset();
+  auto m = mastars::Model<float>::create(cfg, 2, 1, 1);
+  m.fit_normalizers(d);
+  const auto w = mastars::diffusion_windows(m, d);
+  // Padded windows start at steps 0..3 of each episode: 8 windows, condition [8, 2, 2].
+  REQUIRE(w.condition.shape() == Shape{8, 2, 2});
+  for (index_t k = 0; k < 8; ++k) {
+    const index_t e = k / 4, s = k % 4;
+    for (index_t a = 0; a < 2; ++a) {
+      // Window (s, s + 1) holds o_3 of agent 1 in episode 0 (dangerous) when s = 2 or 3.
+      const bool dangerous = e == 0 && a == 1 && (s == 2 || s == 3);
+      CHECK(w.condition(k, a, 0) == (dangerous ? 0.0f : 1.0f));
+      // Return-to-go from s to the end (5 - s rewards of 1), minus r_p = 0.5 for the cost at step 2.
+      const double penalty = (e == 0 && a == 1 && s <= 2) ? 0.5 : 0.0;
+      CHECK(w.condition(k, a, 1) == doctest::Approx(5.0 - s - penalty));
+    }
+  }
+  // The default "barrier" label needs the trained CBF.
+  m.config.safety.cbf_label = "barrier";
+  CHECK_THROWS_WITH_AS(mastars::diffusion_windows(m, d), doctest::Contains("CBF trained first"), ConfigError);
+  CHECK(m.net.trunk().config().condition_dim == 2);
+}
+
+TEST_CASE("planning: the safety config reads, writes and refuses bad values") {
+  mastars::Config c;
+  c.safety.condition = "cbf_return", c.safety.cost_penalty = 0.25, c.safety.cbf_steps = 10;
+  const auto back = mastars::config_from_json(mastars::to_json(c));
+  CHECK(back.safety.condition == "cbf_return");
+  CHECK(back.safety.cost_penalty == 0.25);
+  CHECK(back.safety.cbf_steps == 10);
+  auto j = mastars::to_json(c);
+  j["safety"]["condition"] = "cbf";
+  CHECK_THROWS_WITH_AS(mastars::config_from_json(j), doctest::Contains("safety.condition"), ConfigError);
+  j = mastars::to_json(c);
+  j["safety"]["margins"] = 0.1;
+  CHECK_THROWS_WITH_AS(mastars::config_from_json(j), doctest::Contains("unknown key 'margins'"), ConfigError);
+  // A missing section keeps its defaults, whichever sections come before it.
+  const auto partial = mastars::config_from_json({{"auxiliary", {{"hidden", 32}}}, {"safety", {{"condition", "cbf_return"}}}});
+  CHECK(partial.auxiliary.hidden == 32);
+  CHECK(partial.augment.num == mastars::AugmentConfig{}.num);
+  CHECK(partial.safety.conditions_on_cbf());
+  j = mastars::to_json(c);
+  j["safety"]["condition"] = 3;
+  CHECK_THROWS_WITH_AS(mastars::config_from_json(j), doctest::Contains("expected a string"), ConfigError);
+}
+
+TEST_CASE("planning: chained guidance applies the second guidance to the first one's prediction") {
+  // A denoiser predicting the clean sample 2x on the conditional path and x on the null path.
+  auto den = denoiser::from_function<float>([](const Tensor<float>& x, const Tensor<float>&, const Condition<float>& c) {
+    Tensor<float> y = x;
+    if (c.keep.empty() || c.keep[0] != 0.0f)
+      for (index_t i = 0; i < y.size(); ++i) y[i] *= 2.0f;
+    return y;
+  });
+  Rng rng(3);
+  const Tensor<float> x = rng.normal<float>({2, 3, 2, 1});
+  Condition<float> c;
+  c.value = Tensor<float>({2, 2}, 1.0f);
+  const guidance::StepInfo info{5, 0.64, denoiser::Prediction::Sample};
+  const Tensor<float> k({2}, 5.0f);
+  const auto cfg_only = guidance::ClassifierFree{1.5}.model_output(den, x, k, c, info);
+  const double s = 0.3;
+  const auto chained = guidance::chain(guidance::ClassifierFree{1.5}, guidance::cost_gradient(Quadratic{}, s)).model_output(den, x, k, c, info);
+  for (index_t i = 0; i < x.size(); ++i) {
+    CHECK(cfg_only[i] == doctest::Approx(2.5 * x[i]).epsilon(1e-5));        // x + 1.5 (2x - x)
+    CHECK(chained[i] == doctest::Approx(2.5 * x[i] * (1 - s)).epsilon(1e-4));  // x0^ - s grad c(x0^)
+  }
+}
+
+TEST_CASE("planning: the closed-loop diffusion planner acts reproducibly, and run_closed_loop sums rewards and costs") {
+  env::DoubleIntegratorConfig di;
+  di.agents = 3, di.obstacles = 2, di.episode_length = 6;
+  env::DoubleIntegratorCollectOptions co;
+  co.parallel = 4;
+  const auto d = env::collect_double_integrator(di, 4, 7, co);
+  mastars::Config cfg;
+  cfg.diffusion.horizon = 4, cfg.diffusion.dim = 16, cfg.diffusion.dim_mults = {1, 2}, cfg.diffusion.groups = 4;
+  cfg.diffusion.kernel_size = 3, cfg.diffusion.diffusion_steps = 10, cfg.diffusion.returns_scale = 10;
+  cfg.auxiliary.hidden = 16;
+  cfg.safety.condition = "cbf_return", cfg.safety.cbf_hidden = 8, cfg.safety.cbf_steps = 5;
+  auto m = mastars::Model<float>::create(cfg, di.agents, di.obs_dim(), 2);
+  m.fit_normalizers(d);
+  mastars::train_barrier(m, d);
+  REQUIRE(m.has_cbf());
+  planning::PlanOptions o;
+  o.sampling_steps = 3, o.candidates = 2, o.seed = 5;
+  planning::DiffusionPlanner<planning::CbfGuidance, filter::CbfSafe<planning::Barrier>> planner(m, o);
+  env::DoubleIntegratorEnv e(2, di);
+  e.reset(11);
+  const Tensor<double> obs = e.observations();
+  const auto a1 = planner(obs, 0), a2 = planner(obs, 0), a3 = planner(obs, 1);
+  REQUIRE(a1.shape() == Shape{2, 3, 2});
+  require_finite(a1, "planner actions");
+  CHECK(a1.storage() == a2.storage());  // same seed and step: the same plan
+  CHECK(a1.storage() != a3.storage());  // another step draws other noise
+  CHECK(planner.last_accepted() <= 2);
+  CHECK_THROWS_AS(planner(Tensor<double>({2, 3, 5}), 0), ShapeError);
+  // Without the CBF the guided or filtered planners refuse to start.
+  auto untrained = mastars::Model<float>::create(cfg, di.agents, di.obs_dim(), 2);
+  untrained.fit_normalizers(d);
+  CHECK_THROWS_WITH_AS((planning::DiffusionPlanner<planning::PlainGuidance, filter::CbfSafe<planning::Barrier>>(untrained, o)),
+                       doctest::Contains("need the model's CBF"), ConfigError);
+
+  // run_closed_loop with the nominal controller equals stepping by hand.
+  const auto gains = co.gains;
+  env::DoubleIntegratorEnv e1(2, di), e2(2, di);
+  e1.reset(3), e2.reset(3);
+  const auto s = planning::run_closed_loop(e1, [&](const Tensor<double>&, index_t) { return env::nominal_actions(e1, gains); },
+                                           di.episode_length);
+  std::vector<double> ret(2, 0.0), cost(2, 0.0);
+  for (index_t t = 0; t < di.episode_length; ++t) {
+    const auto r = e2.step(env::nominal_actions(e2, gains));
+    for (index_t b = 0; b < 2; ++b)
+      for (index_t i = 0; i < 3; ++i) ret[static_cast<std::size_t>(b)] += r.reward(b, i) / 3.0, cost[static_cast<std::size_t>(b)] += r.cost(b, i);
+  }
+  CHECK(s.steps == di.episode_length);
+  for (std::size_t b = 0; b < 2; ++b) {
+    CHECK(s.returns[b] == doctest::Approx(ret[b]));
+    CHECK(s.costs[b] == doctest::Approx(cost[b]));
+  }
+}
