@@ -7,6 +7,7 @@
 #include <memory>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <string>
 
 #include "coordiff/core/philox.hpp"
@@ -75,6 +76,16 @@ int plan(int argc, char** argv) {
   const index_t episodes = integer_flag(f, "episodes", 100, 1), batch = integer_flag(f, "batch", 100, 1);
   const auto seed = static_cast<std::uint64_t>(integer_flag(f, "seed", 0, 0));
   const env::LqrGains gains = env::DoubleIntegratorCollectOptions{}.gains;  // the behaviour data's nominal controller
+  // The model first, so that a bad --model fails before any episode runs.
+  std::optional<mastars::Model<float>> model;
+  std::filesystem::path model_dir;
+  if (diffusion) {
+    model_dir = required(f, "model");
+    model = mastars::Model<float>::load(model_dir);
+    require<ShapeError>(model->agents == cfg.agents && model->obs_dim == cfg.obs_dim() && model->act_dim == 2, "--model ",
+                        model_dir.string(), ": the model is for ", model->agents, " agents with observations ", model->obs_dim,
+                        ", the task has ", cfg.agents, " agents with observations ", cfg.obs_dim());
+  }
 
   const auto nominal = run_all(cfg, episodes, batch, seed, [&](env::DoubleIntegratorEnv& e) {
     return [&e, gains](const Tensor<double>&, index_t) { return env::nominal_actions(e, gains); };
@@ -95,11 +106,7 @@ int plan(int argc, char** argv) {
   if (!diffusion) {
     stats = planner == "nominal" ? nominal : random;
   } else {
-    const std::filesystem::path model_dir = required(f, "model");
-    auto m = mastars::Model<float>::load(model_dir);
-    require<ShapeError>(m.agents == cfg.agents && m.obs_dim == cfg.obs_dim() && m.act_dim == 2, "--model ", model_dir.string(),
-                        ": the model is for ", m.agents, " agents with observations ", m.obs_dim, ", the task has ",
-                        cfg.agents, " agents with observations ", cfg.obs_dim());
+    auto& m = *model;
     planning::PlanOptions o;
     o.sampling_steps = integer_flag(f, "sampling-steps", o.sampling_steps, 1);
     o.target_return = number_flag(f, "target-return", o.target_return);
