@@ -17,6 +17,7 @@
 #include "coordiff/env/double_integrator_collect.hpp"
 #include "coordiff/filter/cbf_safe.hpp"
 #include "coordiff/guidance/cbf_gradient.hpp"
+#include "coordiff/safety/cbf_data.hpp"
 #include "coordiff/safety/cbf_training.hpp"
 
 namespace cd = coordiff;
@@ -36,24 +37,6 @@ long long flag(int argc, char** argv, const char* name, long long fallback) {
       return v;
     }
   return fallback;
-}
-
-/// Rows z_t = o_t with successor o_{t+1}; o_t is safe where the step that led to it had no cost (the
-/// episode's start is safe by construction).
-cd::safety::CbfData<float> cbf_rows(const cd::data::OfflineDataset<float>& d) {
-  const index_t E = d.episodes(), T = d.steps(), A = d.agents(), O = d.obs_dim();
-  cd::safety::CbfData<float> c;
-  c.z = cd::Tensor<float>({E * T * A, O});
-  c.z_next = cd::Tensor<float>({E * T * A, O});
-  index_t r = 0;
-  for (index_t e = 0; e < E; ++e)
-    for (index_t t = 0; t < T; ++t)
-      for (index_t i = 0; i < A; ++i, ++r) {
-        for (index_t k = 0; k < O; ++k) c.z(r, k) = d.observations(e, t, i, k), c.z_next(r, k) = d.next_observations(e, t, i, k);
-        c.safe.push_back(t == 0 || d.costs(e, t - 1, i) == 0 ? 1 : 0);
-        c.has_next.push_back(1);
-      }
-  return c;
 }
 
 }  // namespace
@@ -79,8 +62,8 @@ int main(int argc, char** argv) {
     o.steps = cbf_steps;
     o.loss.dt = cfg.dt;
     o.seed = seed;
-    const auto losses = cd::safety::train_cbf(h, cbf_rows(train), o);
-    const auto rep = cd::safety::evaluate_cbf(h, cbf_rows(test), o.loss);
+    const auto losses = cd::safety::train_cbf(h, cd::safety::cbf_data(train), o);
+    const auto rep = cd::safety::evaluate_cbf(h, cd::safety::cbf_data(test), o.loss);
     std::printf("CBF: eq. 12 loss %.4f -> %.4f; held-out: safe rows with h >= 0 %.1f %% (%lld), dangerous rows with "
                 "h < 0 %.1f %% (%lld), safe transitions with dh/dt + h >= 0 %.1f %%\n",
                 losses.front(), losses.back(), 100 * rep.safe_satisfied, static_cast<long long>(rep.safe_rows),
