@@ -32,12 +32,15 @@ struct Condition {
     return c;
   }
 
-  /// Checks the value ([B, A] or [B, A, C], finite) and keep ([B, A]) shapes for B samples of A agents.
-  void validate(index_t B, index_t A, const char* where) const {
+  /// Checks the value ([B, A] or [B, A, C], finite; with width > 0, exactly that many values per agent)
+  /// and keep ([B, A]) shapes for B samples of A agents.
+  void validate(index_t B, index_t A, const char* where, index_t width = 0) const {
     if (has_value()) {
       require<ShapeError>((value.rank() == 2 || value.rank() == 3) && value.dim(0) == B && value.dim(1) == A,
                           where, " condition value: expected [", B, ", ", A, "] or [", B, ", ", A, ", C], got ",
                           to_string(value.shape()));
+      require<ShapeError>(width <= 0 || this->width() == width, where, ": ", width,
+                          " condition values per agent expected, got shape ", to_string(value.shape()));
       require_finite(value, where);
     }
     if (!keep.empty()) require_shape(keep.shape(), {B, A}, detail::concat(where, " condition keep"));

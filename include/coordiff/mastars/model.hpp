@@ -22,6 +22,7 @@
 #include "coordiff/nn/multi_agent_unet.hpp"
 #include "coordiff/nn/state_dict.hpp"
 #include "coordiff/safety/barrier.hpp"
+#include "coordiff/safety/cbf_training.hpp"
 
 namespace coordiff::mastars {
 
@@ -75,6 +76,9 @@ struct Model {
 
   /// Whether the CBF has been trained (its report is stored under report["cbf"]).
   bool has_cbf() const { return report.contains("cbf"); }
+
+  /// The CBF condition's settings (eq. 12's margin, class-K slope, forward-difference step) from the config.
+  safety::CbfLossOptions cbf_options() const { return {config.safety.margin, config.safety.alpha, config.safety.dt}; }
 
   /// Fits both normalisers on a dataset (observations and actions, agents pooled).
   void fit_normalizers(const data::OfflineDataset<T>& d) {

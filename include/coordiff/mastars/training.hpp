@@ -48,7 +48,7 @@ diffusion::TrajectoryDataset<T> diffusion_windows(const Model<T>& m, const data:
   Tensor<T> satisfied({N, A});
   if (sc.cbf_label == "barrier") {
     require<ConfigError>(m.has_cbf(), "mastars: safety.cbf_label 'barrier' needs the model's CBF trained first");
-    safety::CbfLossOptions o{0.0, sc.alpha, sc.dt};
+    const safety::CbfLossOptions o = m.cbf_options();  // eq. 8 uses its alpha and dt, not the margin
     const index_t chunk = 4096;
     for (index_t begin = 0; begin < N; begin += chunk) {
       const index_t end = std::min(N, begin + chunk);
@@ -86,7 +86,7 @@ nlohmann::json train_barrier(Model<T>& m, const data::OfflineDataset<T>& d, std:
   const auto train = safety::cbf_data(n, 0, E - held);
   safety::CbfTrainOptions o;
   o.steps = sc.cbf_steps, o.batch_size = sc.cbf_batch_size, o.lr = sc.cbf_lr, o.seed = sc.seed;
-  o.loss = safety::CbfLossOptions{sc.margin, sc.alpha, sc.dt};
+  o.loss = m.cbf_options();
   const auto t0 = std::chrono::steady_clock::now();
   const auto history = safety::train_cbf(m.barrier, train, o);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -95,7 +95,7 @@ class DiffusionPlanner {
       if (chosen >= 0) ++last_accepted_;
       if (chosen < 0) {
         if (hinge.empty()) {
-          const auto cv = safety::hinge_cost<float>(m_.barrier, g.samples, cbf_options());
+          const auto cv = safety::hinge_cost<float>(m_.barrier, g.samples, m_.cbf_options());
           hinge.assign(cv.value.begin(), cv.value.end());
         }
         chosen = b * M;
@@ -125,14 +125,8 @@ class DiffusionPlanner {
   index_t last_accepted() const { return last_accepted_; }
 
  private:
-  safety::CbfLossOptions cbf_options() const {
-    const auto& s = m_.config.safety;
-    return safety::CbfLossOptions{s.margin, s.alpha, s.dt};
-  }
-
   static PlanGenerator<Guide, Filter> make_generator(mastars::Model<float>& m, const PlanOptions& o) {
-    const auto& s = m.config.safety;
-    const safety::CbfLossOptions cbf{s.margin, s.alpha, s.dt};
+    const safety::CbfLossOptions cbf = m.cbf_options();
     const double w = o.guidance_weight >= 0 ? o.guidance_weight : m.config.diffusion.guidance_weight;
     Guide guide = [&] {
       if constexpr (std::is_same_v<Guide, PlainGuidance>) return guidance::ClassifierFree{w};

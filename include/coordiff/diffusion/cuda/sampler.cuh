@@ -148,11 +148,7 @@ class DeviceSampler {
     require<ConfigError>(returns || !cond.has_value(), "DeviceSampler: a condition value was given but the network "
                          "was built without returns_condition");
     const index_t C = ncfg.condition_dim;
-    if (returns) {
-      cond.validate(B, A, "DeviceSampler");
-      require<ShapeError>(cond.value.size() == B * A * C, "DeviceSampler: ", C, " condition values per agent expected, got shape ",
-                          to_string(cond.value.shape()));
-    }
+    if (returns) cond.validate(B, A, "DeviceSampler", C);
     const bool keep = returns && !cfg && !cond.keep.empty();
     double weight = 1.0;
     if constexpr (cfg) weight = guide.weight;

@@ -776,9 +776,7 @@ class DeviceMultiAgentUNet {
     require_shape(time.shape(), {B}, "DeviceMultiAgentUNet: diffusion step tensor");
     require<ShapeError>(A <= backend::cuda::kMaxAttentionSet, "DeviceMultiAgentUNet: at most ",
                         backend::cuda::kMaxAttentionSet, " agents, got ", A);
-    if (returns) Condition<T>{*returns, {}, {}}.validate(B, A, "DeviceMultiAgentUNet");
-    require<ShapeError>(!returns || returns->size() == B * A * cfg_.condition_dim, "DeviceMultiAgentUNet: ",
-                        cfg_.condition_dim, " condition values per agent expected, got shape ", to_string(returns->shape()));
+    if (returns) Condition<T>{*returns, {}, {}}.validate(B, A, "DeviceMultiAgentUNet", cfg_.condition_dim);
     if (cond_keep) require_shape(cond_keep->shape(), {B, A}, "DeviceMultiAgentUNet: cond_keep");
     x_dev_.upload(x.data(), static_cast<std::size_t>(x.size()), stream());
     time_dev_.upload(time.data(), static_cast<std::size_t>(B), stream());
