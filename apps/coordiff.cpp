@@ -3,6 +3,8 @@
 //                     --out file.npz [--behaviour policies.npz] [--parallel B]
 //   coordiff gen-data --env double-integrator --quality random|nominal|noisy --episodes N --seed S --out file.npz
 //                     [--agents N] [--obstacles M] [--episode-length T] [--noise X] [--random-fraction P]
+//   coordiff gen-data --env safe-spread --quality random|nominal|noisy --episodes N --seed S --out file.npz
+//                     [--noise X] [--random-fraction P]
 //   coordiff train-behaviour --env spread|tag|world --seed S --out policies.npz [--rounds N]
 //                            [--reference-episodes N] [--replay-out medium_replay.npz]
 //   coordiff train-diffusion --dataset d.npz --model DIR [--config cfg.json] [--steps N] [--seed S]
@@ -12,7 +14,7 @@
 //                    [--device cpu|cuda]
 //   coordiff offline-train --algo td3bc|omar|cfcql --dataset d.npz --out r.json [--steps N] [--seed S] [--eval-every K]
 //   coordiff table1 [--dir DIR] [--envs ...] [--qualities ...] [--learners ...] [--methods ...] [--seeds ...] ...
-//   coordiff plan --env double-integrator --planner diffusion|guided|filtered|guided-filtered|nominal|random
+//   coordiff plan --env double-integrator|safe-spread --planner diffusion|guided|filtered|guided-filtered|nominal|random
 //                 --model DIR --episodes N --seed S --out r.json [--agents N] [--sampling-steps K] ...
 //   coordiff inspect file.npz
 // Exit codes: 0 success, 2 bad arguments or input (the message names the flag or file), 1 other errors.
@@ -35,6 +37,7 @@
 #include "coordiff/env/mpe.hpp"
 #include "coordiff/env/mpe/behaviour.hpp"
 #include "coordiff/env/mpe/collect.hpp"
+#include "coordiff/env/mpe/safe_spread_behaviour.hpp"
 #include "coordiff/mastars/mastars.hpp"
 #ifdef COORDIFF_WITH_CUDA
 #include "coordiff/nn/cuda/gpu_unet.hpp"
@@ -54,6 +57,8 @@ const char* kUsage =
     "                    --episodes N --seed S --out FILE.npz [--behaviour POLICIES.npz] [--parallel B]\n"
     "  coordiff gen-data --env double-integrator --quality random|nominal|noisy --episodes N --seed S --out FILE.npz\n"
     "                    [--agents N] [--obstacles M] [--episode-length T] [--noise X] [--random-fraction P]\n"
+    "  coordiff gen-data --env safe-spread --quality random|nominal|noisy --episodes N --seed S --out FILE.npz\n"
+    "                    [--noise X] [--random-fraction P]\n"
     "  coordiff train-behaviour --env spread|tag|world --seed S --out POLICIES.npz [--rounds N]\n"
     "                    [--reference-episodes N] [--replay-out MEDIUM_REPLAY.npz]\n"
     "  coordiff train-diffusion --dataset D.npz --model DIR [--config CFG.json] [--steps N] [--seed S]\n"
@@ -68,7 +73,7 @@ const char* kUsage =
     "                   [--methods original,lov,sg,joint] [--ablation medium-replay] [--seeds 0,1,2] [--num N]\n"
     "                   [--epsilon E] [--episodes N] [--model-steps N] [--steps N] [--eval-every K]\n"
     "                   [--eval-episodes M] [--jobs J] [--out results.md] [--records DIR] [--data-dir DIR] [--report-only 1]\n"
-    "  coordiff plan --env double-integrator --planner diffusion|guided|filtered|guided-filtered|nominal|random\n"
+    "  coordiff plan --env double-integrator|safe-spread --planner diffusion|guided|filtered|guided-filtered|nominal|random\n"
     "                --episodes N --seed S --out R.json [--model DIR] [--agents N] [--obstacles M] [--episode-length T]\n"
     "                [--sampling-steps K] [--target-return X] [--target-cbf X] [--guidance-weight W] [--cbf-guidance S]\n"
     "                [--candidates M] [--batch B]\n"
@@ -79,7 +84,7 @@ namespace mpe = cd::env::mpe;
 std::string env_flag(const std::map<std::string, std::string>& f) {
   const std::string env = required(f, "env");
   cd::require<cd::ConfigError>(env == "spread" || env == "tag" || env == "world", "--env must be spread, tag or world "
-                               "(gen-data also takes double-integrator), got '", env, "'");
+                               "(gen-data also takes double-integrator and safe-spread), got '", env, "'");
   return env;
 }
 
@@ -138,10 +143,46 @@ int gen_data_double_integrator(int argc, char** argv) {
   return 0;
 }
 
+/// gen-data for SafeSpread: the scripted behaviours of env/mpe/safe_spread_behaviour.hpp (random, nominal,
+/// noisy); records per-agent costs.
+int gen_data_safe_spread(int argc, char** argv) {
+  const auto f = parse_flags(argc, argv, 2, {"env", "quality", "episodes", "seed", "out", "parallel", "noise",
+                                             "random-fraction"});
+  const std::string quality = required(f, "quality"), out = required(f, "out");
+  mpe::SafeSpreadBehaviourOptions o;
+  o.behaviour = mpe::parse_safe_spread_behaviour(quality);
+  o.noise = number_flag(f, "noise", o.noise);
+  o.random_fraction = number_flag(f, "random-fraction", o.random_fraction);
+  o.parallel = integer_flag(f, "parallel", o.parallel, 1);
+  const long long episodes = integer_flag(f, "episodes", 1000, 1);
+  const auto seed = static_cast<std::uint64_t>(integer_flag(f, "seed", 0, 0));
+  auto d = mpe::collect_episodes<mpe::SafeSpreadEnv>(episodes, seed, mpe::safe_spread_policy(o, seed), o.parallel, &std::cerr);
+  const auto st = cd::env::safety_stats(d);
+  const auto& rule = mpe::SafeSpreadScenario::kSafeDistance;
+  nlohmann::json meta = {{"env", "safe-spread"}, {"quality", quality}, {"seed", seed}, {"episodes", episodes},
+                         {"episode_length", d.steps()}, {"agents", d.agents()},
+                         {"mean_return", st.mean_return}, {"mean_cost", st.mean_cost}, {"safe_rate", st.safe_rate},
+                         {"return_definition", "sum_t mean_i r_i"}, {"cost_definition", "sum_t mean_i c_i, c_i = 1 in the "
+                          "dangerous set of Definition 3"},
+                         {"config", {{"deceleration", rule.deceleration}, {"stopped_gap", rule.stopped_gap},
+                                     {"hazards", mpe::SafeSpreadScenario::kHazards},
+                                     {"hazard_radius", mpe::SafeSpreadScenario::kHazardRadius}}},
+                         {"behaviour", {{"kp", o.kp}, {"kd", o.kd}, {"noise", o.noise},
+                                        {"random_fraction", o.random_fraction}}}};
+  d.meta = meta.dump();
+  d.save(out);  // atomic
+  std::cout << "wrote " << out << ": " << d.episodes() << " episodes of " << d.steps() << " steps, " << d.agents()
+            << " agents, observations " << d.obs_dim() << "; mean return " << st.mean_return << ", mean cost "
+            << st.mean_cost << ", safe episodes " << st.safe_rate << "\n";
+  return 0;
+}
+
 int gen_data(int argc, char** argv) {
-  for (int i = 2; i + 1 < argc; ++i)
-    if (std::string(argv[i]) == "--env" && std::string(argv[i + 1]) == "double-integrator")
-      return gen_data_double_integrator(argc, argv);
+  for (int i = 2; i + 1 < argc; ++i) {
+    if (std::string(argv[i]) != "--env") continue;
+    if (std::string(argv[i + 1]) == "double-integrator") return gen_data_double_integrator(argc, argv);
+    if (std::string(argv[i + 1]) == "safe-spread") return gen_data_safe_spread(argc, argv);
+  }
   const auto f = parse_flags(argc, argv, 2, {"env", "quality", "episodes", "seed", "out", "parallel", "behaviour"});
   const std::string env = env_flag(f), quality = required(f, "quality"), out = required(f, "out");
   cd::require<cd::ConfigError>(quality == "random" || quality == "medium-replay" || quality == "medium" || quality == "expert",

@@ -1,9 +1,11 @@
-// coordiff plan: closed-loop episodes of the double-integrator safety task with a diffusion planner
-// (planning/closed_loop.hpp) or a reference controller, and their safe rate, cost, normalised return and
-// planning time per step. The random and nominal (LQR) controllers run on the same episodes every time:
-// they are the 0 and 100 of the normalised return.
+// coordiff plan: closed-loop episodes of a safety task (the double integrator or SafeSpread) with a
+// diffusion planner (planning/closed_loop.hpp) or a reference controller, and their safe rate, cost,
+// normalised return and planning time per step. The random and nominal controllers run on the same
+// episodes every time: they are the 0 and 100 of the normalised return.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <iostream>
 #include <numeric>
@@ -12,6 +14,7 @@
 
 #include "coordiff/core/philox.hpp"
 #include "coordiff/env/double_integrator_collect.hpp"
+#include "coordiff/env/mpe/safe_spread_behaviour.hpp"
 #include "coordiff/io/json_file.hpp"
 #include "coordiff/planning/closed_loop.hpp"
 #include "cli_flags.hpp"
@@ -37,23 +40,44 @@ nlohmann::json summary(const planning::EpisodeStats& s, double random_return, do
           {"costs", s.costs}};
 }
 
-/// Every episode of the plan, `batch` environments at a time (environment e is the same whatever the batch).
-template <class Policy>
-planning::EpisodeStats run_all(const env::DoubleIntegratorConfig& cfg, index_t episodes, index_t batch, std::uint64_t seed,
-                               Policy&& make_policy) {
+/// A policy of the closed loop: (observations [B, A, O], step) -> actions [B, A, 2].
+using Policy = std::function<Tensor<double>(const Tensor<double>&, index_t)>;
+
+/// Every episode of a task, `batch` environments at a time (environment e is the same whatever the
+/// batch); make_policy(env) gives the policy for one batch of environments.
+template <class Env, class MakeEnv, class MakePolicy>
+planning::EpisodeStats run_all(MakeEnv make_env, index_t steps, index_t episodes, index_t batch, std::uint64_t seed,
+                               MakePolicy&& make_policy) {
   planning::EpisodeStats all;
   for (index_t first = 0; first < episodes; first += batch) {
     const index_t B = std::min(batch, episodes - first);
-    env::DoubleIntegratorEnv e(B, cfg);
+    Env e = make_env(B);
     e.reset(seed, static_cast<std::uint64_t>(first));
-    auto policy = make_policy(e);
-    const auto s = planning::run_closed_loop(e, policy, cfg.episode_length);
+    Policy policy = make_policy(e);
+    const auto s = planning::run_closed_loop(e, policy, steps);
     all.returns.insert(all.returns.end(), s.returns.begin(), s.returns.end());
     all.costs.insert(all.costs.end(), s.costs.begin(), s.costs.end());
     all.plan_seconds += s.plan_seconds;
     all.steps += s.steps;
   }
   return all;
+}
+
+/// Uniform random actions in [-bound, bound]^2, the same on every run with this seed.
+Policy uniform_policy(std::uint64_t seed, double bound) {
+  return [seed, bound](const Tensor<double>& obs, index_t t) {
+    Rng rng(seed ^ 0x52414e44u, static_cast<std::uint64_t>(t));  // "RAND"
+    return rng.uniform<double>({obs.dim(0), obs.dim(1), 2}, -bound, bound);
+  };
+}
+
+/// Actions clipped to [-bound, bound] (the data's range; the MPE simulator does not clip them itself).
+Policy clipped(Policy p, double bound) {
+  return [p = std::move(p), bound](const Tensor<double>& obs, index_t t) {
+    Tensor<double> a = p(obs, t);
+    for (auto& v : a) v = std::clamp(v, -bound, bound);
+    return a;
+  };
 }
 
 }  // namespace
@@ -63,45 +87,67 @@ int plan(int argc, char** argv) {
                                              "episode-length", "sampling-steps", "target-return", "target-cbf",
                                              "guidance-weight", "cbf-guidance", "candidates", "batch"});
   const std::string env_name = required(f, "env"), planner = required(f, "planner"), out = required(f, "out");
-  require<ConfigError>(env_name == "double-integrator", "--env: plan runs the double-integrator task, got '", env_name, "'");
+  require<ConfigError>(env_name == "double-integrator" || env_name == "safe-spread",
+                       "--env: plan runs double-integrator or safe-spread, got '", env_name, "'");
+  const bool safe_spread = env_name == "safe-spread";
   const bool diffusion = planner != "nominal" && planner != "random";
   require<ConfigError>(!diffusion || planner == "diffusion" || planner == "guided" || planner == "filtered" ||
                            planner == "guided-filtered",
                        "--planner must be diffusion, guided, filtered, guided-filtered, nominal or random, got '", planner, "'");
   env::DoubleIntegratorConfig cfg;
-  cfg.agents = integer_flag(f, "agents", cfg.agents, 2);
-  cfg.obstacles = integer_flag(f, "obstacles", cfg.obstacles, 0);
-  cfg.episode_length = integer_flag(f, "episode-length", cfg.episode_length, 1);
-  cfg.validate();
+  if (safe_spread) {
+    for (const char* k : {"agents", "obstacles", "episode-length"})
+      require<ConfigError>(!f.count(k), "--", k, ": safe-spread has 3 agents, 2 hazards and 25 steps; the flag is for "
+                           "double-integrator");
+  } else {
+    cfg.agents = integer_flag(f, "agents", cfg.agents, 2);
+    cfg.obstacles = integer_flag(f, "obstacles", cfg.obstacles, 0);
+    cfg.episode_length = integer_flag(f, "episode-length", cfg.episode_length, 1);
+    cfg.validate();
+  }
+  using SafeSpread = env::mpe::SafeSpreadScenario;
+  const index_t agents = safe_spread ? SafeSpread::kAgents : cfg.agents;
+  const index_t obs_dim = safe_spread ? SafeSpread::obs_dim(0) : cfg.obs_dim();
+  const index_t T = safe_spread ? env::mpe::kEpisodeLength : cfg.episode_length;
+  const double bound = safe_spread ? 1.0 : cfg.max_accel;  // the actions' range
   const index_t episodes = integer_flag(f, "episodes", 100, 1), batch = integer_flag(f, "batch", 100, 1);
   const auto seed = static_cast<std::uint64_t>(integer_flag(f, "seed", 0, 0));
-  const env::LqrGains gains = env::DoubleIntegratorCollectOptions{}.gains;  // the behaviour data's nominal controller
   // The model first, so that a bad --model fails before any episode runs.
   std::optional<mastars::Model<float>> model;
   std::filesystem::path model_dir;
   if (diffusion) {
     model_dir = required(f, "model");
     model = mastars::Model<float>::load(model_dir);
-    require<ShapeError>(model->agents == cfg.agents && model->obs_dim == cfg.obs_dim() && model->act_dim == 2, "--model ",
+    require<ShapeError>(model->agents == agents && model->obs_dim == obs_dim && model->act_dim == 2, "--model ",
                         model_dir.string(), ": the model is for ", model->agents, " agents with observations ", model->obs_dim,
-                        ", the task has ", cfg.agents, " agents with observations ", cfg.obs_dim());
+                        ", the task has ", agents, " agents with observations ", obs_dim);
   }
 
-  const auto nominal = run_all(cfg, episodes, batch, seed, [&](env::DoubleIntegratorEnv& e) {
-    return [&e, gains](const Tensor<double>&, index_t) { return env::nominal_actions(e, gains); };
+  // Every episode of the task with make_policy(env) -> Policy.
+  const auto run = [&](auto make_policy) {
+    if (safe_spread)
+      return run_all<env::mpe::SafeSpreadEnv>([](index_t B) { return env::mpe::SafeSpreadEnv(B); }, T, episodes, batch, seed,
+                                              make_policy);
+    return run_all<env::DoubleIntegratorEnv>([&cfg](index_t B) { return env::DoubleIntegratorEnv(B, cfg); }, T, episodes, batch,
+                                             seed, make_policy);
+  };
+  // The reference controllers: the behaviour data's nominal controller (LQR on the double integrator, the
+  // landmark-assignment PD law on SafeSpread; both blind to the others and the obstacles) and uniform actions.
+  const auto nominal = run([&](auto& e) -> Policy {
+    if constexpr (std::is_same_v<std::decay_t<decltype(e)>, env::DoubleIntegratorEnv>) {
+      const env::LqrGains gains = env::DoubleIntegratorCollectOptions{}.gains;
+      return [&e, gains](const Tensor<double>&, index_t) { return env::nominal_actions(e, gains); };
+    } else {
+      const env::mpe::SafeSpreadBehaviourOptions k;
+      return [k](const Tensor<double>& obs, index_t) { return env::mpe::safe_spread_nominal_actions(obs, k.kp, k.kd); };
+    }
   });
-  const auto random = run_all(cfg, episodes, batch, seed, [&](env::DoubleIntegratorEnv& e) {
-    return [&e, seed](const Tensor<double>& obs, index_t t) {
-      Rng rng(seed ^ 0x52414e44u, static_cast<std::uint64_t>(t));  // "RAND"
-      Tensor<double> a = rng.uniform<double>({obs.dim(0), obs.dim(1), 2}, -e.config().max_accel, e.config().max_accel);
-      return a;
-    };
-  });
+  const auto random = run([&](auto&) { return uniform_policy(seed, bound); });
   const double r_random = mean_of(random.returns), r_nominal = mean_of(nominal.returns);
 
-  nlohmann::json result = {{"env", env_name}, {"planner", planner}, {"seed", seed}, {"agents", cfg.agents},
-                           {"obstacles", cfg.obstacles}, {"episode_length", cfg.episode_length},
+  nlohmann::json result = {{"env", env_name}, {"planner", planner}, {"seed", seed}, {"agents", agents}, {"episode_length", T},
                            {"reference", {{"random_return", r_random}, {"nominal_return", r_nominal}}}};
+  if (!safe_spread) result["obstacles"] = cfg.obstacles;
   planning::EpisodeStats stats;
   if (!diffusion) {
     stats = planner == "nominal" ? nominal : random;
@@ -120,14 +166,16 @@ int plan(int argc, char** argv) {
     result["options"] = {{"sampling_steps", o.sampling_steps}, {"target_return", o.target_return}, {"target_cbf", o.target_cbf},
                          {"guidance_weight", o.guidance_weight >= 0 ? o.guidance_weight : m.config.diffusion.guidance_weight},
                          {"cbf_guidance", o.cbf_guidance}, {"candidates", o.candidates}};
-    const index_t T = cfg.episode_length;
     const auto with = [&]<class Guide, class Filter>() {
-      return run_all(cfg, episodes, batch, seed, [&](env::DoubleIntegratorEnv&) {
-        return [p = std::make_shared<planning::DiffusionPlanner<Guide, Filter>>(m, o), T](const Tensor<double>& obs, index_t t) {
-          auto a = (*p)(obs, t);
-          if ((t + 1) % 10 == 0 || t + 1 == T) std::cerr << "\rplan: step " << t + 1 << "/" << T << std::flush;
-          return a;
-        };
+      return run([&](auto&) {
+        auto p = std::make_shared<planning::DiffusionPlanner<Guide, Filter>>(m, o);
+        return clipped(
+            [p, T](const Tensor<double>& obs, index_t t) {
+              auto a = (*p)(obs, t);
+              if ((t + 1) % 10 == 0 || t + 1 == T) std::cerr << "\rplan: step " << t + 1 << "/" << T << std::flush;
+              return a;
+            },
+            bound);
       });
     };
     using planning::CbfGuidance, planning::PlainGuidance;
