@@ -11,7 +11,7 @@
 //   coordiff train-aux --dataset d.npz --model DIR [--config cfg.json] [--steps N] [--seed S]
 //   coordiff augment --dataset in.npz --model DIR --order lov|sg|joint|independent|random|reverse --num N
 //                    --seed S --out aug.npz [--epsilon E] [--batch B] [--report r.json] [--svg fig.svg]
-//                    [--device cpu|cuda]
+//                    [--device cpu|cuda] [--cbf-filter 0|1 (safe MASTARS: also the CBF filter)]
 //   coordiff offline-train --algo td3bc|omar|cfcql --dataset d.npz --out r.json [--steps N] [--seed S] [--eval-every K]
 //   coordiff table1 [--dir DIR] [--envs ...] [--qualities ...] [--learners ...] [--methods ...] [--seeds ...] ...
 //   coordiff plan --env double-integrator|safe-spread --planner diffusion|guided|filtered|guided-filtered|nominal|random
@@ -65,7 +65,7 @@ const char* kUsage =
     "  coordiff train-aux --dataset D.npz --model DIR [--config CFG.json] [--steps N] [--seed S]\n"
     "  coordiff augment --dataset D.npz --model DIR --order lov|sg|joint|independent|random|reverse\n"
     "                   --num N --seed S --out AUG.npz [--epsilon E] [--batch B] [--report R.json] [--svg F.svg]\n"
-    "                   [--device cpu|cuda]\n"
+    "                   [--device cpu|cuda] [--cbf-filter 0|1]\n"
     "  coordiff offline-train --algo td3bc|omar|cfcql --dataset D.npz --out R.json [--steps N] [--seed S]\n"
     "                   [--eval-every K] [--eval-episodes M] [--env E] [--quality Q] [--behaviour POLICIES.npz]\n"
     "                   [--threads T] [--actor-lr X] [--critic-lr X] [--cql-alpha X] [--batch B] [--critic-inputs fixed|batch]\n"
@@ -293,7 +293,7 @@ int train_model_part(int argc, char** argv, const char* part) {
 
 int augment(int argc, char** argv) {
   const auto f = parse_flags(argc, argv, 2, {"dataset", "model", "order", "num", "seed", "out", "epsilon", "batch",
-                                             "report", "svg", "device"});
+                                             "report", "svg", "device", "cbf-filter"});
   const std::string device = f.count("device") ? f.at("device") : "cpu";
   cd::require<cd::ConfigError>(device == "cpu" || device == "cuda", "--device must be cpu or cuda, got '", device, "'");
 #ifndef COORDIFF_WITH_CUDA
@@ -312,6 +312,9 @@ int augment(int argc, char** argv) {
   c.batch_size = integer_flag(f, "batch", c.batch_size, 1);
   c.epsilon = number_flag(f, "epsilon", c.epsilon);
   cd::require<cd::ConfigError>(c.epsilon > 0, "--epsilon must be > 0, got ", c.epsilon);
+  const long long cbf_filter = integer_flag(f, "cbf-filter", c.cbf_filter ? 1 : 0, 0);
+  cd::require<cd::ConfigError>(cbf_filter <= 1, "--cbf-filter must be 0 or 1, got ", cbf_filter);
+  c.cbf_filter = cbf_filter == 1;
   const std::string stem = std::filesystem::path(out).replace_extension().string();
   const std::string report_path = f.count("report") ? f.at("report") : stem + ".json";
   const std::string svg_path = f.count("svg") ? f.at("svg") : stem + ".svg";
@@ -351,6 +354,10 @@ int augment(int argc, char** argv) {
             << (a.report["windows_accepted"].get<long long>() > 0 ? ", " + svg_path : std::string(" (no figure: nothing accepted)"))
             << "\nacceptance " << a.report["acceptance_rate"] << ", generated fraction " << a.report["generated_fraction"]
             << ", DIRE original " << a.report["dire"]["original"] << " / generated " << a.report["dire"]["generated"] << "\n";
+  if (a.report.contains("cost") && a.report["cost"].is_object())
+    std::cout << "cost per window (dangerous agent-steps): original " << a.report["cost"]["original_picked"]["mean_cost"]
+              << ", generated " << a.report["cost"]["generated_all"]["mean_cost"] << ", kept "
+              << a.report["cost"]["generated_accepted"]["mean_cost"] << "\n";
   return 0;
 }
 

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# The paper-001 measurement on the multi-agent double integrator: behaviour data with costs, two diffusion
-# planners per team size (return-conditioned = unconstrained; (CBF satisfaction, return)-conditioned =
-# paper 001) with their CBF, then closed-loop episodes of every planner variant and of the nominal
-# controller over seeds. Every result is a JSON under docs/results/safety/N<agents>/; existing files are
-# kept (the script resumes), the datasets and models go to runs/safety.
-#   scripts/safety.sh [--agents "4 8"] [--seeds "0 1 2"] [--episodes 100] [--data-episodes 500]
+# The paper-001 measurement: behaviour data with costs, two diffusion planners per task (return-conditioned
+# = unconstrained; (CBF satisfaction, return)-conditioned = paper 001) with their CBF, then closed-loop
+# episodes of every planner variant and of the nominal controller over seeds. Tasks: the multi-agent double
+# integrator (one per team size, results in docs/results/safety/N<agents>/) and SafeSpread (3 agents,
+# docs/results/safety/safe_spread/). Existing result files are kept (the script resumes); the datasets and
+# models go to runs/safety.
+#   scripts/safety.sh [--task double-integrator|safe-spread] [--agents "4 8"] [--seeds "0 1 2"] [--episodes 100]
+#                     [--data-episodes N (double integrator 500, SafeSpread 1000)]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-agents="4 8"; seeds="0 1 2"; episodes=100; data_episodes=500
+task=double-integrator; agents="4 8"; seeds="0 1 2"; episodes=100; data_episodes=""
 while [ $# -gt 0 ]; do
   case "$1" in
+    --task) task=$2; shift 2 ;;
     --agents) agents=$2; shift 2 ;;
     --seeds) seeds=$2; shift 2 ;;
     --episodes) episodes=$2; shift 2 ;;
@@ -18,6 +21,11 @@ while [ $# -gt 0 ]; do
     *) echo "safety.sh: unknown flag '$1'" >&2; exit 2 ;;
   esac
 done
+case "$task" in
+  double-integrator) config=data/safety/double_integrator.json; target=0; data_episodes=${data_episodes:-500} ;;
+  safe-spread) config=data/safety/safe_spread.json; target=1; data_episodes=${data_episodes:-1000}; agents=3 ;;
+  *) echo "safety.sh: --task must be double-integrator or safe-spread, got '$task'" >&2; exit 2 ;;
+esac
 scripts/install_deps.sh demo
 build=${COORDIFF_BUILD_DIR:-build/table1}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOORDIFF_BUILD_TESTS=OFF -DCOORDIFF_BUILD_EXAMPLES=OFF \
@@ -26,12 +34,15 @@ cmake --build "$build" -j"$(nproc)" --target coordiff_cli
 tool="$build/apps/coordiff"
 # One thread per process: the networks are small, and runs share the machine with other jobs.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-config=data/safety/double_integrator.json
 for n in $agents; do
-  work=runs/safety/N$n; records=docs/results/safety/N$n
+  if [ "$task" = safe-spread ]; then
+    work=runs/safety/safe_spread; records=docs/results/safety/safe_spread; team=()
+  else
+    work=runs/safety/N$n; records=docs/results/safety/N$n; team=(--agents "$n")
+  fi
   mkdir -p "$work" "$records"
   data=$work/noisy.npz
-  [ -f "$data" ] || "$tool" gen-data --env double-integrator --quality noisy --agents "$n" --episodes "$data_episodes" \
+  [ -f "$data" ] || "$tool" gen-data --env "$task" --quality noisy "${team[@]}" --episodes "$data_episodes" \
     --seed 100 --out "$data"
   for cond in return cbf_return; do
     model=$work/model_$cond
@@ -49,13 +60,14 @@ PY
     run() {  # name, then plan flags
       local name=$1; shift
       local out=$records/${name}_s$seed.json
-      [ -f "$out" ] || "$tool" plan --env double-integrator --agents "$n" --episodes "$episodes" --seed "$seed" \
-        --target-return 0 --out "$out" "$@"
+      [ -f "$out" ] || "$tool" plan --env "$task" "${team[@]}" --episodes "$episodes" --seed "$seed" \
+        --target-return "$target" --out "$out" "$@"
     }
     run nominal --planner nominal
     run unconstrained --planner diffusion --model "$work/model_return"
     run cbf_conditioned --planner diffusion --model "$work/model_cbf_return"
     run cbf_guided --planner guided --model "$work/model_cbf_return"
+    run cbf_guided_g10 --planner guided --cbf-guidance 10 --model "$work/model_cbf_return"
     run cbf_guided_filtered --planner guided-filtered --model "$work/model_cbf_return"
   done
 done

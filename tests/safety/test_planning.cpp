@@ -7,6 +7,8 @@
 
 #include "coordiff/denoiser/denoiser.hpp"
 #include "coordiff/env/double_integrator_collect.hpp"
+#include "coordiff/env/mpe/safe_spread_behaviour.hpp"
+#include "coordiff/mastars/augment.hpp"
 #include "coordiff/guidance/chain.hpp"
 #include "coordiff/guidance/classifier_free.hpp"
 #include "coordiff/guidance/cost_gradient.hpp"
@@ -191,4 +193,68 @@ TEST_CASE("planning: the closed-loop diffusion planner acts reproducibly, and ru
     CHECK(s.returns[b] == doctest::Approx(ret[b]));
     CHECK(s.costs[b] == doctest::Approx(cost[b]));
   }
+}
+
+TEST_CASE("safe MASTARS: the CBF filter keeps exactly the dynamics-filter windows that satisfy the CBF, costs recomputed") {
+  // A tiny (CBF, return)-conditioned model on SafeSpread noisy data; untrained networks suffice: the test
+  // is about which windows the composed filter keeps and what the augmented data carry.
+  env::mpe::SafeSpreadBehaviourOptions bo;
+  auto d = env::mpe::collect_episodes<env::mpe::SafeSpreadEnv>(6, 4, env::mpe::safe_spread_policy(bo, 4), 6);
+  d.meta = R"({"env": "safe-spread", "quality": "noisy"})";
+  mastars::Config cfg;
+  cfg.diffusion.horizon = 4, cfg.diffusion.dim = 16, cfg.diffusion.dim_mults = {1, 2}, cfg.diffusion.groups = 4;
+  cfg.diffusion.kernel_size = 3, cfg.diffusion.diffusion_steps = 10, cfg.diffusion.returns_scale = 500;
+  cfg.auxiliary.hidden = 16;
+  cfg.safety.condition = "cbf_return", cfg.safety.cbf_hidden = 8, cfg.safety.cbf_steps = 20;
+  cfg.augment.num = 24, cfg.augment.batch_size = 8, cfg.augment.dire_steps = 2, cfg.augment.epsilon = 1e9;
+  auto m = mastars::Model<float>::create(cfg, 3, 22, 2);
+  m.fit_normalizers(d);
+  mastars::train_barrier(m, d);
+  REQUIRE(m.has_cbf());
+  const auto plain = mastars::augment(m, d, mastars::Method::Sg);
+  m.config.augment.cbf_filter = true;
+  const auto safe = mastars::augment(m, d, mastars::Method::Sg);
+  // The same windows are generated (the filter does not steer sampling); the safe run keeps those the
+  // plain run kept and the CBF filter passes on its own.
+  REQUIRE(plain.generated.storage() == safe.generated.storage());
+  const auto cbf = filter::cbf_safe(m.barrier, m.cbf_options());
+  const auto verdict = cbf.check(m.obs_norm.normalize(safe.generated), diffusion::Batch<float>{});
+  index_t kept = 0, cbf_only = 0;
+  for (std::size_t k = 0; k < safe.accepted.size(); ++k) {
+    CHECK(safe.accepted[k] == (plain.accepted[k] && verdict.keep[k]));
+    kept += safe.accepted[k];
+    cbf_only += plain.accepted[k] && !verdict.keep[k];
+  }
+  CHECK(safe.report["windows_accepted"] == kept);
+  CHECK(safe.report["rejected"]["by_cbf_only"] == cbf_only);
+  CHECK(safe.report["cbf_filter"] == true);
+  MESSAGE("safe MASTARS on an untrained model: ", kept, " of 24 kept, ", cbf_only, " rejected by the CBF alone");
+  {  // A CBF that is 1 everywhere (h = 1, dh/dt = 0) passes every window: the safe run keeps what the plain one does.
+    auto params = nn::parameters_of<float>(m.barrier);
+    for (auto& p : params) p.param->value.set_zero();
+    REQUIRE(params.back().name.find("bias") != std::string::npos);
+    params.back().param->value[0] = 1.0f;
+    const auto all = mastars::augment(m, d, mastars::Method::Sg);
+    CHECK(all.accepted == plain.accepted);
+    CHECK(all.report["rejected"]["by_cbf_only"] == 0);
+  }
+  // Costs: the original episodes' as they were, the generated windows' recomputed from their observations.
+  const auto& o = plain.dataset;
+  REQUIRE(o.costs.shape() == Shape{o.episodes(), 25, 3});
+  for (index_t k = 0; k < d.costs.size(); ++k) CHECK(o.costs[k] == d.costs[k]);
+  std::vector<index_t> acc;
+  for (std::size_t k = 0; k < plain.accepted.size(); ++k)
+    if (plain.accepted[k]) acc.push_back(static_cast<index_t>(k));
+  REQUIRE(!acc.empty());
+  const Tensor<float> wc = env::mpe::safe_spread_costs_from_observations(plain.generated);
+  for (index_t s = 0; s < 3; ++s)
+    for (index_t i = 0; i < 3; ++i) CHECK(o.costs(6, s, i) == wc(acc[0], s + 1, i));
+  for (const char* key : {"original_picked", "generated_all", "generated_accepted"})
+    CHECK_MESSAGE(plain.report["cost"].contains(key), key);
+  // Without its CBF the model refuses the safe filter.
+  auto untrained = mastars::Model<float>::create(cfg, 3, 22, 2);
+  untrained.fit_normalizers(d);
+  untrained.config.augment.cbf_filter = true;
+  CHECK_THROWS_WITH_AS(mastars::augment(untrained, d, mastars::Method::Lov), doctest::Contains("needs the model's CBF"),
+                       ConfigError);
 }

@@ -12,6 +12,9 @@
 #include "coordiff/env/double_integrator_collect.hpp"
 #include "coordiff/env/mpe/collect.hpp"
 #include "coordiff/env/mpe/safe_spread.hpp"
+#include "coordiff/filter/accept_all.hpp"
+#include "coordiff/filter/both.hpp"
+#include "coordiff/filter/callable.hpp"
 #include "coordiff/filter/cbf_safe.hpp"
 #include "coordiff/guidance/cbf_gradient.hpp"
 #include "coordiff/safety/barrier.hpp"
@@ -194,6 +197,36 @@ TEST_CASE("safety: the CBF filter rejects exactly the trajectories whose conditi
   CHECK(v2.keep == std::vector<std::uint8_t>{1, 0, 1});
   CHECK(v2.reason[1].find("agent 1 step 2: h = -0.75") != std::string::npos);
   static_assert(filter::ValidityFilter<filter::CbfSafe<safety::DiscBarrier<float>>, float>);
+}
+
+TEST_CASE("safety: filter::Both keeps what both filters keep and names the first filter that rejects") {
+  // Three samples as in the CBF filter test (0 safe, 1 and 2 violate the CBF condition), with a third
+  // feature that a threshold filter reads at step 0 of agent 0: it rejects samples 0 and 1.
+  const safety::DiscBarrier<float> disc{0, 1, 0.0, 0.0, 1.0};
+  Tensor<float> x({3, 3, 2, 3});
+  for (index_t b = 0; b < 3; ++b)
+    for (index_t t = 0; t < 3; ++t)
+      for (index_t i = 0; i < 2; ++i) x(b, t, i, 0) = 2.0f, x(b, t, i, 1) = 0.0f, x(b, t, i, 2) = 0.0f;
+  x(0, 0, 0, 2) = 5.0f, x(1, 0, 0, 2) = 5.0f;
+  x(1, 2, 1, 0) = 0.5f;
+  x(2, 1, 0, 0) = 1.11355f, x(2, 2, 0, 0) = 1.11355f;
+  const auto first = filter::Threshold{[](const Tensor<float>& s, const diffusion::Batch<float>&) {
+                                         std::vector<double> v;
+                                         for (index_t b = 0; b < s.dim(0); ++b) v.push_back(s(b, 0, 0, 2));
+                                         return v;
+                                       },
+                                       1.0};
+  const auto cbf = filter::cbf_safe(disc, safety::CbfLossOptions{0.0, 1.0, 0.1});
+  const auto v = filter::both(first, cbf).check(x, diffusion::Batch<float>{});
+  CHECK(v.keep == std::vector<std::uint8_t>{0, 0, 0});
+  CHECK(v.reason[0].find("score 5 >= threshold 1") != std::string::npos);   // the first filter's reason ...
+  CHECK(v.reason[1].find("score 5 >= threshold 1") != std::string::npos);   // ... also where both reject
+  CHECK(v.reason[2].find("CBF condition: agent 0 steps 0-1") == 0);         // the second's where only it does
+  // With a first filter that keeps everything the verdict is the CBF filter's.
+  const auto w = filter::both(filter::AcceptAll{}, cbf).check(x, diffusion::Batch<float>{});
+  CHECK(w.keep == std::vector<std::uint8_t>{1, 0, 0});
+  CHECK(w.reason[0].empty());
+  static_assert(filter::ValidityFilter<filter::Both<filter::AcceptAll, filter::CbfSafe<safety::DiscBarrier<float>>>, float>);
 }
 
 TEST_CASE("safety: SafeSpread costs follow Definition 3 (hazards, stopped gap, relative speed) and its observation shows the hazards") {

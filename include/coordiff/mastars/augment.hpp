@@ -22,6 +22,7 @@
 
 #include "coordiff/core/progress.hpp"
 #include "coordiff/diffusion/sampler.hpp"
+#include "coordiff/env/mpe/safe_spread.hpp"
 #include "coordiff/guidance/none.hpp"
 #include "coordiff/mastars/compositions.hpp"
 #include "coordiff/mastars/training.hpp"
@@ -81,16 +82,44 @@ inline Tensor<float> row_range(const Tensor<float>& x, index_t first, index_t co
   return x.view().slice(0, first, first + count).contiguous();
 }
 
+/// The environment named in a dataset's meta ("" if none).
+inline std::string env_of(const std::string& meta) {
+  try {
+    const auto j = nlohmann::json::parse(meta);
+    if (j.is_object() && j.contains("env") && j.at("env").is_string()) return j.at("env").get<std::string>();
+  } catch (const nlohmann::json::exception&) {
+  }
+  return "";
+}
+
+/// Whether the safety costs of windows of this environment can be recomputed from their observations.
+inline bool has_window_costs(const std::string& env) { return env == "safe-spread"; }
+
+/// The safety costs [N, H, A] of raw observation windows [N, H, A, O] of such an environment.
+inline Tensor<float> window_costs(const std::string& env, const Tensor<float>& w) {
+  require<ConfigError>(has_window_costs(env), "augment: no cost function for environment '", env, "'");
+  return env::mpe::safe_spread_costs_from_observations(w);
+}
+
+/// Mean over windows of their dangerous agent-steps after the first step (the cost of their H - 1
+/// transitions) and the fraction of windows without any: {"mean_cost", "safe_fraction"}.
+inline nlohmann::json window_cost_summary(const Tensor<float>& costs) {
+  const index_t N = costs.empty() ? 0 : costs.dim(0), H = N ? costs.dim(1) : 0, A = N ? costs.dim(2) : 0;
+  double total = 0, safe = 0;
+  for (index_t n = 0; n < N; ++n) {
+    double c = 0;
+    for (index_t t = 1; t < H; ++t)
+      for (index_t i = 0; i < A; ++i) c += costs(n, t, i);
+    total += c, safe += c == 0;
+  }
+  return {{"windows", N}, {"mean_cost", N ? total / double(N) : 0.0}, {"safe_fraction", N ? safe / double(N) : 0.0}};
+}
+
 /// Overlap distance of two learners in an MPE scenario named in the dataset's meta (positions are
 /// observation entries 2 and 3 in all three); 0 if unknown.
 inline double collision_distance(const std::string& meta) {
-  std::string env;
-  try {
-    const auto j = nlohmann::json::parse(meta);
-    if (j.contains("env") && j.at("env").is_string()) env = j.at("env").get<std::string>();
-  } catch (const nlohmann::json::exception&) {
-  }
-  if (env == "spread") return 0.3;                 // agents of size 0.15
+  const std::string env = env_of(meta);
+  if (env == "spread" || env == "safe-spread") return 0.3;  // agents of size 0.15
   if (env == "tag" || env == "world") return 0.15;  // adversaries of size 0.075
   return 0.0;
 }
@@ -135,7 +164,7 @@ inline double dire(Model<float>& m, const Tensor<float>& x0, index_t steps, inde
     const index_t B = std::min(batch, N - b0);
     const Tensor<float> x = row_range(x0, b0, B);
     Condition<float> c;
-    c.value = Tensor<float>({B, x.dim(2)}, 0.0f);
+    c.value = m.config.safety.conditions_on_cbf() ? Tensor<float>({B, x.dim(2), 2}, 0.0f) : Tensor<float>({B, x.dim(2)}, 0.0f);
     c.keep = Tensor<float>({B, x.dim(2)}, 0.0f);
     const Tensor<float> z = sampler.invert(net, guidance::None{}, x, c);
     const Tensor<float> back = sampler.denoise_from(net, guidance::None{}, z, c, diffusion::SampleNoise(0, 0));
@@ -177,7 +206,12 @@ Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& d, Meth
       const index_t B = std::min(cfg.batch_size, num - b0);
       diffusion::Batch<float> batch;
       batch.data = detail::row_range(picked, b0, B);
-      batch.condition.value = Tensor<float>({B, A}, static_cast<float>(cfg.target_return));
+      // Every agent toward the target return; models conditioned on (CBF satisfaction, return) also toward
+      // "satisfies the CBF" (eq. 10).
+      batch.condition.value = m.config.safety.conditions_on_cbf() ? Tensor<float>({B, A, 2}, 1.0f)
+                                                                  : Tensor<float>({B, A}, static_cast<float>(cfg.target_return));
+      if (m.config.safety.conditions_on_cbf())
+        for (index_t i = 0; i < B * A; ++i) batch.condition.value[2 * i + 1] = static_cast<float>(cfg.target_return);
       const auto tv = detail::Clock::now();
       batch.values = m.value.values(batch.data);
       value_seconds += detail::since(tv);
@@ -195,14 +229,19 @@ Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& d, Meth
       if (progress) draw_progress(*progress, "generated windows", b0 + B, num);
     }
   };
-  switch (method) {
-    case Method::Lov: { auto g = make_mastars(m, order::LastObsValue{}, den); run(g); break; }
-    case Method::Sg: { auto g = make_mastars(m, order::SubgoalIndex{}, den); run(g); break; }
-    case Method::Reverse: { auto g = make_mastars(m, order::Reverse{}, den); run(g); break; }
-    case Method::Random: { auto g = make_mastars(m, order::Random{cfg.seed}, den); run(g); break; }
-    case Method::Joint: { auto g = make_joint_baseline(m, den); run(g); break; }
-    case Method::Independent: { auto g = make_independent_baseline(m, den); run(g); break; }
-  }
+  // The filter is a compile-time policy: the dynamics filter, or with augment.cbf_filter also the CBF one.
+  const auto generate_with = [&]<class Filter>() {
+    switch (method) {
+      case Method::Lov: { auto g = make_mastars<order::LastObsValue, Den, Filter>(m, {}, den); run(g); break; }
+      case Method::Sg: { auto g = make_mastars<order::SubgoalIndex, Den, Filter>(m, {}, den); run(g); break; }
+      case Method::Reverse: { auto g = make_mastars<order::Reverse, Den, Filter>(m, {}, den); run(g); break; }
+      case Method::Random: { auto g = make_mastars<order::Random, Den, Filter>(m, order::Random{cfg.seed}, den); run(g); break; }
+      case Method::Joint: { auto g = make_joint_baseline<Den, Filter>(m, den); run(g); break; }
+      case Method::Independent: { auto g = make_independent_baseline<Den, Filter>(m, den); run(g); break; }
+    }
+  };
+  if (cfg.cbf_filter) generate_with.template operator()<SafeConsistency>();
+  else generate_with.template operator()<Consistency>();
   stages["generation_seconds"] = detail::since(t);
   stages["value_seconds"] = value_seconds;
   stages["round_seconds"] = round_seconds;
@@ -267,6 +306,20 @@ Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& d, Meth
     }
     o.timeouts(e, H - 2) = 1;
   }
+  // Safety costs: the original episodes' and, for the generated windows, recomputed from their
+  // observations (the cost of a transition is that of the state it leads to). A dataset with costs of an
+  // environment whose costs cannot be recomputed loses them (the report says so).
+  const std::string env_name = detail::env_of(d.meta);
+  const bool with_costs = !d.costs.empty() && detail::has_window_costs(env_name);
+  Tensor<float> acc_costs;
+  if (with_costs) {
+    acc_costs = detail::window_costs(env_name, acc_raw);
+    o.costs = Tensor<float>({E + n_acc, T, A}, 0.0f);
+    copy_front(d.costs, o.costs);
+    for (index_t k = 0; k < n_acc; ++k)
+      for (index_t s = 0; s < T; ++s)
+        for (index_t i = 0; i < A; ++i) o.costs(E + k, s, i) = acc_costs(k, std::min(s, H - 2) + 1, i);
+  }
   stages["postprocess_seconds"] = detail::since(t);
 
   // Report.
@@ -287,6 +340,17 @@ Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& d, Meth
     r["collision_rate"] = {{"original", detail::collision_rate(take_rows(out.original, accepted), coll)},
                            {"generated", detail::collision_rate(acc_raw, coll)},
                            {"distance", coll}};
+  if (with_costs) {
+    r["cost"] = {{"original_picked", detail::window_cost_summary(detail::window_costs(env_name, out.original))},
+                 {"original_of_accepted", detail::window_cost_summary(detail::window_costs(env_name, take_rows(out.original, accepted)))},
+                 {"generated_all", detail::window_cost_summary(detail::window_costs(env_name, out.generated))},
+                 {"generated_accepted", detail::window_cost_summary(acc_costs)},
+                 {"definition", "dangerous agent-steps of a window's H - 1 transitions (Definition 3)"}};
+  } else if (!d.costs.empty()) {
+    r["cost"] = "the dataset has costs, but they cannot be recomputed for environment '" + env_name +
+                "': the augmented dataset carries none";
+  }
+  r["cbf_filter"] = cfg.cbf_filter;
   r["mean_window_return"] = {{"original_reward_model", detail::mean_window_return(orig_rewards_model)},
                              {"generated_reward_model", detail::mean_window_return(acc_rewards)}};
   {  // Filter scores (eq. 6) of every generated window, and of the original windows over all their
@@ -315,6 +379,11 @@ Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& d, Meth
   for (std::size_t k = 0; k < reasons.size() && first_rejections.size() < 5; ++k)
     if (!keep[k]) first_rejections.push_back(reasons[k]);
   r["example_rejections"] = first_rejections;
+  if (cfg.cbf_filter) {  // both filters' verdicts: the CBF one counts windows the dynamics filter kept
+    index_t by_cbf = 0;
+    for (std::size_t k = 0; k < reasons.size(); ++k) by_cbf += !keep[k] && reasons[k].rfind("CBF condition", 0) == 0;
+    r["rejected"] = {{"by_dynamics", num - n_acc - by_cbf}, {"by_cbf_only", by_cbf}};
+  }
   out.report = r;
 
   nlohmann::json meta;

@@ -62,6 +62,7 @@ struct AugmentConfig {
   index_t resample_jump = 1;     ///< RePaint jump length; 1 with count 1 = no resampling (official code)
   index_t resample_count = 1;
   index_t dire_steps = 50;       ///< DDIM steps of the DIRE inversion (report only)
+  bool cbf_filter = false;       ///< safe MASTARS: also keep only windows that satisfy the model's CBF (paper 001)
   std::uint64_t seed = 0;
 };
 
@@ -103,7 +104,10 @@ class JsonReader {
     if (!j_.contains(key)) return *this;
     const auto& v = j_.at(key);
     try {
-      if constexpr (std::is_integral_v<V>) {
+      if constexpr (std::is_same_v<V, bool>) {
+        require<ConfigError>(v.is_boolean(), "");
+        out = v.template get<V>();
+      } else if constexpr (std::is_integral_v<V>) {
         require<ConfigError>(v.is_number_integer(), "");
         out = v.template get<V>();
       } else if constexpr (std::is_floating_point_v<V>) {
@@ -126,7 +130,8 @@ class JsonReader {
  private:
   template <class V>
   static std::string type_name() {
-    if constexpr (std::is_integral_v<V>) return "an integer";
+    if constexpr (std::is_same_v<V, bool>) return "true or false";
+    else if constexpr (std::is_integral_v<V>) return "an integer";
     else if constexpr (std::is_floating_point_v<V>) return "a number";
     else if constexpr (std::is_same_v<V, std::string>) return "a string";
     else return "a list of integers";
@@ -154,7 +159,7 @@ inline nlohmann::json to_json(const Config& c) {
           {"augment",
            {{"num", g.num}, {"batch_size", g.batch_size}, {"epsilon", g.epsilon}, {"target_return", g.target_return},
             {"sampling_steps", g.sampling_steps}, {"resample_jump", g.resample_jump},
-            {"resample_count", g.resample_count}, {"dire_steps", g.dire_steps},
+            {"resample_count", g.resample_count}, {"dire_steps", g.dire_steps}, {"cbf_filter", g.cbf_filter},
             {"seed", g.seed}}},
           {"safety",
            {{"condition", c.safety.condition}, {"cbf_label", c.safety.cbf_label}, {"cost_penalty", c.safety.cost_penalty},
@@ -222,7 +227,7 @@ inline Config config_from_json(const nlohmann::json& j, const std::string& where
     detail::JsonReader r(section("augment"), where + ".augment");
     r.get("num", g.num).get("batch_size", g.batch_size).get("epsilon", g.epsilon).get("target_return", g.target_return);
     r.get("sampling_steps", g.sampling_steps).get("resample_jump", g.resample_jump);
-    r.get("resample_count", g.resample_count).get("dire_steps", g.dire_steps);
+    r.get("resample_count", g.resample_count).get("dire_steps", g.dire_steps).get("cbf_filter", g.cbf_filter);
     r.get("seed", g.seed).finish();
   }
   {

@@ -56,4 +56,34 @@ struct SafeSpreadScenario {
 
 using SafeSpreadEnv = BatchedEnv<SafeSpreadScenario>;
 
+/// SafeSpread's costs [N, H, A] of observation windows [N, H, A, 22] (raw units, e.g. generated ones):
+/// the dangerous set of Definition 3 (SafeSpreadScenario::costs) with every agent's position and velocity
+/// read from its own observation and the hazards from agent i's for agent i's cost. On observations of
+/// the environment this is its cost of the same state.
+template <class T>
+Tensor<T> safe_spread_costs_from_observations(const Tensor<T>& w) {
+  using S = SafeSpreadScenario;
+  constexpr index_t A = S::kAgents, O = S::obs_dim(0);
+  require<ShapeError>(w.rank() == 4 && w.dim(2) == A && w.dim(3) == O,
+                      "safe_spread_costs_from_observations: expected windows [N, H, 3, 22], got ", to_string(w.shape()));
+  const index_t N = w.dim(0), H = w.dim(1);
+  Tensor<T> c({N, H, A});
+  std::array<double, 2 * A> pos{}, vel{};
+  for (index_t n = 0; n < N; ++n)
+    for (index_t t = 0; t < H; ++t) {
+      const T* o = w.data() + (n * H + t) * A * O;
+      for (index_t j = 0; j < A; ++j)
+        for (index_t k = 0; k < 2; ++k) vel[2 * j + k] = o[j * O + k], pos[2 * j + k] = o[j * O + 2 + k];
+      for (index_t i = 0; i < A; ++i) {
+        const T* oi = o + i * O;
+        std::vector<safety::Hazard> hz;
+        for (index_t h = 0; h < S::kHazards; ++h)
+          hz.push_back({pos[2 * i] + oi[18 + 2 * h], pos[2 * i + 1] + oi[19 + 2 * h], S::kHazardRadius});
+        c(n, t, i) = safety::agent_margin(pos.data(), vel.data(), A, i, S::kSafeDistance, hz, 0.0) < 0 ? T(1) : T(0);
+      }
+    }
+  return c;
+}
+
+
 }  // namespace coordiff::env::mpe
