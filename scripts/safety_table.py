@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Prints the markdown table of docs/safety.md from the plan results under docs/results/safety/N<agents>/
-(<variant>_s<seed>.json, written by scripts/safety.sh): per variant and team size, mean +- std over the
-seeds found (population std), each seed's value of 100 or more episodes pooled into its mean."""
+(the double integrator) and docs/results/safety/safe_spread/ (<variant>_s<seed>.json, written by
+scripts/safety.sh): per task and variant, mean +- std over the seeds found (population std), each seed's
+value of 100 or more episodes pooled into its mean."""
 import json
 import pathlib
 import statistics
@@ -11,8 +12,9 @@ root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "docs/results/safety")
 variants = [("unconstrained", "unconstrained diffusion (return-conditioned)"),
             ("cbf_conditioned", "CBF-conditioned (paper 001)"),
             ("cbf_guided", "CBF-conditioned + CBF guidance"),
+            ("cbf_guided_g10", "CBF-conditioned + CBF guidance, scale 10"),
             ("cbf_guided_filtered", "CBF-conditioned + guidance + CBF filter"),
-            ("nominal", "nominal controller (LQR)")]
+            ("nominal", "nominal controller")]
 
 
 def cell(values, scale=1.0, digits=1):
@@ -23,9 +25,11 @@ def cell(values, scale=1.0, digits=1):
     return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
-print("| N | planner | seeds | safe episodes % | cost / episode | normalised return | plan ms / env step |")
-print("|---:|---|---|---:|---:|---:|---:|")
-for team in sorted(root.glob("N*"), key=lambda p: int(p.name[1:])):
+print("| task | planner | seeds | safe episodes % | cost / episode | normalised return | plan ms / env step |")
+print("|---|---|---|---:|---:|---:|---:|")
+tasks = sorted(root.glob("N*"), key=lambda p: int(p.name[1:])) + [p for p in [root / "safe_spread"] if p.is_dir()]
+for team in tasks:
+    name = "SafeSpread" if team.name == "safe_spread" else f"DI N = {team.name[1:]}"
     for key, label in variants:
         runs = sorted(team.glob(f"{key}_s*.json"))
         if not runs:
@@ -33,7 +37,7 @@ for team in sorted(root.glob("N*"), key=lambda p: int(p.name[1:])):
         rs = [json.loads(p.read_text()) for p in runs]
         seeds = ",".join(str(r["seed"]) for r in rs)
         res = [r["result"] for r in rs]
-        print(f"| {team.name[1:]} | {label} | {seeds} ({res[0]['episodes']} ep.) | "
+        print(f"| {name} | {label} | {seeds} ({res[0]['episodes']} ep.) | "
               f"{cell([x['safe_rate'] for x in res], 100)} | {cell([x['mean_cost'] for x in res], 1, 2)} | "
               f"{cell([x['normalised_return'] for x in res])} | "
               f"{cell([x['plan_ms_per_step'] for x in res]) if key != 'nominal' else '—'} |")

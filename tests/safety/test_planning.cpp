@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <vector>
 
 #include "coordiff/denoiser/denoiser.hpp"
@@ -96,6 +97,59 @@ TEST_CASE("planning: cbf_return windows carry (no cost in the window, eq. 13's p
   CHECK(m.net.trunk().config().condition_dim == 2);
 }
 
+TEST_CASE("planning: the expectile return condition is the window's penalised rewards plus V_r at its last step (eqs. 13-16)") {
+  auto cfg = mastars::Config{};
+  cfg.diffusion.horizon = 4, cfg.diffusion.dim = 16, cfg.diffusion.dim_mults = {1, 2}, cfg.diffusion.groups = 4;
+  cfg.diffusion.kernel_size = 3, cfg.diffusion.returns_scale = 2.0, cfg.diffusion.discount = 0.9;
+  cfg.safety.cost_penalty = 0.5, cfg.safety.return_value = "expectile", cfg.safety.expectile_steps = 10000;
+  cfg.safety.expectile_hidden = 16;
+  const auto d = costly_dataset();
+  auto m = mastars::Model<float>::create(cfg, 2, 1, 1);
+  m.fit_normalizers(d);
+  CHECK_THROWS_WITH_AS(mastars::diffusion_windows(m, d), doctest::Contains("needs V_r trained first"), ConfigError);
+  const auto r = mastars::train_return_value(m, d);
+  CHECK(r["transitions"] == 20);
+  REQUIRE(m.has_return_value());
+  const auto w = mastars::diffusion_windows(m, d);
+  // The windows' origins, as the model cuts them.
+  data::WindowOptions wo;
+  wo.horizon = 4, wo.pad = true, wo.discount = 0.9, wo.returns_scale = 2.0;
+  const auto n = m.normalized(d);
+  const auto cut = data::make_windows(n, wo);
+  REQUIRE(w.condition.shape() == Shape{cut.origin.dim(0), 2});
+  // R = sum_{j < 3} 0.9^j r~_{s+j} / 2 (inside the episode) + 0.9^3 V_r(o_{s+3}) when s + 3 < 5;
+  // r~ = 1 - 0.5 at agent 1's cost (episode 0, step 2).
+  index_t bootstrapped = 0;
+  for (index_t k = 0; k < cut.origin.dim(0); ++k) {
+    const auto e = static_cast<index_t>(cut.origin(k, 0)), s = static_cast<index_t>(cut.origin(k, 1));
+    for (index_t a = 0; a < 2; ++a) {
+      const auto reward = [&](index_t t) { return 1.0 - ((e == 0 && a == 1 && t == 2) ? 0.5 : 0.0); };
+      double expect = 0, g = 1;
+      for (index_t j = 0; j < 3 && s + j < 5; ++j, g *= 0.9) expect += g * reward(s + j) / 2.0;
+      if (s + 3 < 5) {
+        expect += 0.729 * m.return_value.values(Tensor<float>({1, 1}, {n.observations(e, s + 3, a, 0)}))[0];
+        ++bootstrapped;
+      }
+      CHECK(w.condition(k, a) == doctest::Approx(expect).epsilon(1e-5));
+    }
+  }
+  CHECK(bootstrapped > 0);
+  // V_r learns the discounted penalised return in condition units: from step 4 (the last, terminal) it is
+  // the last reward alone, 0.5; from step 0 about (1 - 0.9^5) / (1 - 0.9) / 2 = 2.05.
+  const float v4 = m.return_value.values(Tensor<float>({1, 1}, {n.observations(1, 4, 0, 0)}))[0];
+  const float v0 = m.return_value.values(Tensor<float>({1, 1}, {n.observations(1, 0, 0, 0)}))[0];
+  MESSAGE("V_r at steps 0 and 4 of episode 1: ", v0, ", ", v4);
+  CHECK(std::abs(v0 - 2.05) < 0.25);  // an untrained V_r is near 0 at both
+  CHECK(std::abs(v4 - 0.5) < 0.3);
+  // The model directory keeps V_r.
+  const auto dir = std::filesystem::temp_directory_path() / "coordiff_test_expectile_model";
+  m.save(dir);
+  const auto back = mastars::Model<float>::load(dir);
+  const Tensor<float> probe({3, 1}, {-0.5f, 0.0f, 0.5f});
+  CHECK(back.return_value.values(probe).storage() == m.return_value.values(probe).storage());
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("planning: the safety config reads, writes and refuses bad values") {
   mastars::Config c;
   c.safety.condition = "cbf_return", c.safety.cost_penalty = 0.25, c.safety.cbf_steps = 10;
@@ -117,6 +171,21 @@ TEST_CASE("planning: the safety config reads, writes and refuses bad values") {
   j = mastars::to_json(c);
   j["safety"]["condition"] = 3;
   CHECK_THROWS_WITH_AS(mastars::config_from_json(j), doctest::Contains("expected a string"), ConfigError);
+  // The expectile return condition and safe MASTARS's filter switch round-trip; bad values are named.
+  c.safety.return_value = "expectile", c.safety.expectile_tau = 0.9, c.augment.cbf_filter = true;
+  const auto again = mastars::config_from_json(mastars::to_json(c));
+  CHECK(again.safety.expectile_return());
+  CHECK(again.safety.expectile_tau == 0.9);
+  CHECK(again.augment.cbf_filter);
+  j = mastars::to_json(c);
+  j["safety"]["return_value"] = "q";
+  CHECK_THROWS_WITH_AS(mastars::config_from_json(j), doctest::Contains("safety.return_value must be"), ConfigError);
+  j = mastars::to_json(c);
+  j["safety"]["expectile_tau"] = 1.0;
+  CHECK_THROWS_WITH_AS(mastars::config_from_json(j), doctest::Contains("expectile_tau must be in (0, 1)"), ConfigError);
+  j = mastars::to_json(c);
+  j["augment"]["cbf_filter"] = 1;
+  CHECK_THROWS_WITH_AS(mastars::config_from_json(j), doctest::Contains("expected true or false"), ConfigError);
 }
 
 TEST_CASE("planning: chained guidance applies the second guidance to the first one's prediction") {

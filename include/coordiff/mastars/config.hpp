@@ -80,8 +80,16 @@ struct SafetyConfig {
   double alpha = 1.0;                ///< linear class-K slope
   double dt = 0.1;                   ///< time between steps (the forward difference of h)
   double heldout_fraction = 0.1;     ///< the last episodes, for the CBF's held-out report
+  /// The return part of the condition: "return_to_go" (the discounted return-to-go of eq. 13's penalised
+  /// rewards) or "expectile" (the window's H - 1 penalised rewards, discounted, plus gamma^(H-1) V_r at its
+  /// last step, V_r the tau-expectile value of eqs. 15-16 trained on the same rewards).
+  std::string return_value = "return_to_go";
+  double expectile_tau = 0.7;
+  index_t expectile_steps = 5000;
+  index_t expectile_hidden = 128;
   std::uint64_t seed = 0;
   bool conditions_on_cbf() const { return condition == "cbf_return"; }
+  bool expectile_return() const { return return_value == "expectile"; }
 };
 
 struct Config {
@@ -165,6 +173,8 @@ inline nlohmann::json to_json(const Config& c) {
            {{"condition", c.safety.condition}, {"cbf_label", c.safety.cbf_label}, {"cost_penalty", c.safety.cost_penalty},
             {"cbf_hidden", c.safety.cbf_hidden}, {"cbf_steps", c.safety.cbf_steps},
             {"cbf_batch_size", c.safety.cbf_batch_size}, {"cbf_lr", c.safety.cbf_lr}, {"margin", c.safety.margin},
+            {"return_value", c.safety.return_value}, {"expectile_tau", c.safety.expectile_tau},
+            {"expectile_steps", c.safety.expectile_steps}, {"expectile_hidden", c.safety.expectile_hidden},
             {"alpha", c.safety.alpha}, {"dt", c.safety.dt}, {"heldout_fraction", c.safety.heldout_fraction},
             {"seed", c.safety.seed}}}};
 }
@@ -189,6 +199,10 @@ inline void validate(const Config& c, const std::string& where = "config") {
                        "or 'cbf_return', got '", s.condition, "'");
   require<ConfigError>(s.cbf_label == "barrier" || s.cbf_label == "cost", where, ": safety.cbf_label must be 'barrier' or "
                        "'cost', got '", s.cbf_label, "'");
+  require<ConfigError>(s.return_value == "return_to_go" || s.return_value == "expectile", where,
+                       ": safety.return_value must be 'return_to_go' or 'expectile', got '", s.return_value, "'");
+  require<ConfigError>(s.expectile_tau > 0 && s.expectile_tau < 1 && s.expectile_steps >= 0 && s.expectile_hidden >= 1, where,
+                       ": safety.expectile_tau must be in (0, 1), expectile_steps >= 0 and expectile_hidden >= 1");
   require<ConfigError>(s.cost_penalty >= 0 && s.cbf_hidden >= 1 && s.cbf_steps >= 0 && s.cbf_batch_size >= 1 && s.cbf_lr > 0 &&
                            s.margin >= 0 && s.alpha > 0 && s.dt > 0 && s.heldout_fraction >= 0 && s.heldout_fraction < 1,
                        where, ": safety settings out of range (cost_penalty, margin >= 0; cbf_hidden, cbf_batch_size >= 1; "
@@ -236,6 +250,8 @@ inline Config config_from_json(const nlohmann::json& j, const std::string& where
     r.get("condition", f.condition).get("cbf_label", f.cbf_label).get("cost_penalty", f.cost_penalty);
     r.get("cbf_hidden", f.cbf_hidden).get("cbf_steps", f.cbf_steps).get("cbf_batch_size", f.cbf_batch_size);
     r.get("cbf_lr", f.cbf_lr).get("margin", f.margin).get("alpha", f.alpha).get("dt", f.dt);
+    r.get("return_value", f.return_value).get("expectile_tau", f.expectile_tau).get("expectile_steps", f.expectile_steps);
+    r.get("expectile_hidden", f.expectile_hidden);
     r.get("heldout_fraction", f.heldout_fraction).get("seed", f.seed).finish();
   }
   top.finish();

@@ -23,6 +23,7 @@
 #include "coordiff/nn/state_dict.hpp"
 #include "coordiff/safety/barrier.hpp"
 #include "coordiff/safety/cbf_training.hpp"
+#include "coordiff/safety/expectile_value.hpp"
 
 namespace coordiff::mastars {
 
@@ -40,6 +41,7 @@ struct Model {
   auxiliary::RewardModel<T> reward;
   auxiliary::ValueModel<T> value;
   safety::MlpBarrier<T> barrier;
+  safety::ExpectileValue<T> return_value;  ///< V_r / Q_r of eqs. 15-16 (safety.return_value "expectile")
   nlohmann::json report = nlohmann::json::object();
 
   /// A freshly initialised model for A agents with O-dim observations and U-dim actions.
@@ -57,6 +59,8 @@ struct Model {
     m.value = auxiliary::ValueModel<T>(O, a.hidden, a.seed + 4);
     Rng barrier_rng(cfg.safety.seed, 0x43424600u);
     m.barrier = safety::MlpBarrier<T>(O, cfg.safety.cbf_hidden, barrier_rng);
+    Rng value_rng(cfg.safety.seed, 0x56520000u);  // "VR"
+    m.return_value = safety::ExpectileValue<T>(O, U, m.expectile_options(), value_rng);
     return m;
   }
 
@@ -76,6 +80,18 @@ struct Model {
 
   /// Whether the CBF has been trained (its report is stored under report["cbf"]).
   bool has_cbf() const { return report.contains("cbf"); }
+
+  /// Whether V_r has been trained (its report is stored under report["return_value"]).
+  bool has_return_value() const { return report.contains("return_value"); }
+
+  /// The settings of V_r / Q_r from the config: in condition units (rewards / returns_scale), the
+  /// diffusion discount.
+  safety::ExpectileOptions expectile_options() const {
+    safety::ExpectileOptions o;
+    o.tau = config.safety.expectile_tau, o.gamma = config.diffusion.discount, o.steps = config.safety.expectile_steps;
+    o.hidden = config.safety.expectile_hidden, o.seed = config.safety.seed + 5;
+    return o;
+  }
 
   /// The CBF condition's settings (eq. 12's margin, class-K slope, forward-difference step) from the config.
   safety::CbfLossOptions cbf_options() const { return {config.safety.margin, config.safety.alpha, config.safety.dt}; }
@@ -121,6 +137,7 @@ struct Model {
     io::NpzWriter cbf;
     nn::add_state_dict(cbf, nn::parameters_of<T>(barrier), "barrier.");
     cbf.save(dir / "barrier.npz");
+    if (has_return_value()) nn::save_state_dict(dir / "return_value.npz", nn::parameters_of<T>(return_value, "return_value"));
     write_json_file(dir / "report.json", report);
   }
 
@@ -150,6 +167,12 @@ struct Model {
     if (std::filesystem::exists(dir / "barrier.npz"))
       nn::load_state_dict(nn::parameters_of<T>(m.barrier), io::NpzFile::load(dir / "barrier.npz"), "barrier.", false, true);
     if (std::filesystem::exists(dir / "report.json")) m.report = read_json_file(dir / "report.json");
+    if (m.has_return_value()) {
+      require<IoError>(std::filesystem::exists(dir / "return_value.npz"), (dir / "return_value.npz").string(),
+                       ": missing (the report says V_r was trained)");
+      nn::load_state_dict(nn::parameters_of<T>(m.return_value, "return_value"), io::NpzFile::load(dir / "return_value.npz"), "",
+                          true, true);
+    }
     return m;
   }
 };

@@ -19,10 +19,82 @@
 #include "coordiff/diffusion/trainer.hpp"
 #include "coordiff/mastars/model.hpp"
 #include "coordiff/safety/cbf_data.hpp"
+#include "coordiff/safety/expectile_value.hpp"
 #include "coordiff/safety/trajectory_condition.hpp"
 #include "coordiff/schedule/cosine.hpp"
 
 namespace coordiff::mastars {
+
+namespace detail {
+/// Agent-wise transitions of a normalised dataset for V_r / Q_r: z = o^i_t, a = a^i_t, r = (r^i_t - r_p c^i_t)
+/// / returns_scale (eq. 13 in condition units), z' = o'^i_t (else o^i_{t+1}; the last step of an episode
+/// without next observations is terminal).
+template <class T>
+safety::ValueData<T> expectile_data(const Model<T>& m, const data::OfflineDataset<T>& n, const data::OfflineDataset<T>& raw) {
+  const auto& sc = m.config.safety;
+  const double scale = m.config.diffusion.returns_scale;
+  const index_t E = n.episodes(), A = n.agents(), O = n.obs_dim(), U = n.act_dim();
+  index_t rows = 0;
+  for (index_t e = 0; e < E; ++e) rows += n.episode_length(e) * A;
+  safety::ValueData<T> v;
+  v.z = Tensor<T>({rows, O}), v.z_next = Tensor<T>({rows, O}), v.action = Tensor<T>({rows, U}), v.reward = Tensor<T>({rows});
+  v.done.assign(static_cast<std::size_t>(rows), 0);
+  index_t r = 0;
+  for (index_t e = 0; e < E; ++e) {
+    const index_t len = n.episode_length(e);
+    for (index_t t = 0; t < len; ++t)
+      for (index_t a = 0; a < A; ++a, ++r) {
+        const bool has_next = !n.next_observations.empty() || t + 1 < len;
+        for (index_t f = 0; f < O; ++f) {
+          v.z(r, f) = n.observations(e, t, a, f);
+          v.z_next(r, f) = !n.next_observations.empty() ? n.next_observations(e, t, a, f)
+                           : has_next                   ? n.observations(e, t + 1, a, f)
+                                                        : n.observations(e, t, a, f);
+        }
+        for (index_t u = 0; u < U; ++u) v.action(r, u) = n.actions(e, t, a, u);
+        const double cost = raw.costs.empty() ? 0.0 : double(raw.costs(e, t, a));
+        v.reward[r] = static_cast<T>((double(raw.rewards(e, t, a)) - sc.cost_penalty * cost) / scale);
+        v.done[static_cast<std::size_t>(r)] = (n.terminals(e, t) != T(0) || !has_next) ? 1 : 0;
+      }
+  }
+  return v;
+}
+
+/// Replaces each window's return-to-go with sum_{j < H-1} gamma^j r~_{s+j} + gamma^(H-1) V_r(o_{s+H-1})
+/// (r~ the rewards of n, already penalised by eq. 13, / returns_scale; no bootstrap when the window reaches
+/// past the episode's end or a terminal).
+template <class T>
+void expectile_returns(const Model<T>& m, const data::OfflineDataset<T>& n, data::Windows<T>& w) {
+  require<ConfigError>(m.has_return_value(), "mastars: safety.return_value 'expectile' needs V_r trained first (train_return_value)");
+  const auto& c = m.config.diffusion;
+  const index_t N = w.returns.dim(0), A = w.returns.dim(1), H = c.horizon, O = n.obs_dim();
+  Tensor<T> last({N * A, O});
+  for (index_t k = 0; k < N; ++k)
+    for (index_t a = 0; a < A; ++a)
+      for (index_t f = 0; f < O; ++f) last(k * A + a, f) = w.observations(k, H - 1, a, f);
+  Tensor<T> v;
+  {
+    nn::NoGradGuard no_grad;
+    v = m.return_value.values(last);
+  }
+  for (index_t k = 0; k < N; ++k) {
+    const index_t e = static_cast<index_t>(w.origin(k, 0)), s = static_cast<index_t>(w.origin(k, 1));
+    const index_t len = n.episode_length(e);
+    for (index_t a = 0; a < A; ++a) {
+      double R = 0, g = 1;
+      bool ended = false;
+      for (index_t j = 0; j + 1 < H && !ended; ++j, g *= c.discount) {
+        const index_t t = s + j;
+        if (t >= len) { ended = true; break; }
+        R += g * double(n.rewards(e, t, a)) / c.returns_scale;  // n's rewards already carry eq. 13's penalty
+        ended = n.terminals(e, t) != T(0);
+      }
+      if (!ended && s + H - 1 < len) R += g * double(v[k * A + a]);
+      w.returns(k, a) = static_cast<T>(R);
+    }
+  }
+}
+}  // namespace detail
 
 /// The diffusion training windows of a (raw) dataset: normalised observations and their condition, each
 /// agent's return-to-go [N, A] or, with safety.condition "cbf_return", [N, A, 2] = (CBF satisfaction in
@@ -40,6 +112,7 @@ diffusion::TrajectoryDataset<T> diffusion_windows(const Model<T>& m, const data:
     for (index_t i = 0; i < n.rewards.size(); ++i) n.rewards[i] = static_cast<T>(n.rewards[i] - sc.cost_penalty * d.costs[i]);
   }
   auto windows = data::make_windows(n, w);
+  if (sc.expectile_return()) detail::expectile_returns(m, n, windows);
   if (!sc.conditions_on_cbf()) return {std::move(windows.observations), std::move(windows.returns)};
   require<ConfigError>(!d.costs.empty(), "mastars: safety.condition 'cbf_return' needs a dataset with costs");
   const index_t N = windows.returns.dim(0), A = windows.returns.dim(1), H = c.horizon;
@@ -107,6 +180,32 @@ nlohmann::json train_barrier(Model<T>& m, const data::OfflineDataset<T>& d, std:
   return r;
 }
 
+/// Trains V_r / Q_r (paper 001 eqs. 15-16) on the agent-wise transitions of a dataset, with eq. 13's
+/// penalised rewards in condition units; returns the report (also model.report["return_value"]).
+template <class T>
+nlohmann::json train_return_value(Model<T>& m, const data::OfflineDataset<T>& d, std::ostream* log = nullptr) {
+  if (m.obs_norm.features() <= 0) m.fit_normalizers(d);
+  if (m.config.safety.cost_penalty > 0)
+    require<ConfigError>(!d.costs.empty(), "mastars: safety.cost_penalty is set but the dataset has no costs");
+  const data::OfflineDataset<T> n = m.normalized(d);
+  const auto data = detail::expectile_data(m, n, d);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto history = m.return_value.train(data);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const Tensor<T> v = m.return_value.values(data.z);
+  double mean = 0;
+  for (T x : v) mean += double(x) / double(v.size());
+  const auto o = m.expectile_options();
+  nlohmann::json r = {{"steps", o.steps}, {"tau", o.tau}, {"seconds", seconds}, {"transitions", data.size()},
+                      {"last_v_loss", history.empty() ? 0.0 : history.back().first},
+                      {"last_q_loss", history.empty() ? 0.0 : history.back().second}, {"mean_value", mean}};
+  if (log)
+    *log << "return value: eqs. 15-16, tau " << o.tau << ", " << o.steps << " steps, mean V_r " << mean << " (" << seconds
+         << " s)\n";
+  m.report["return_value"] = r;
+  return r;
+}
+
 /// Fits the normalisers if the model has none yet, then trains the denoiser; returns its report (also
 /// stored under model.report["diffusion"]).
 template <class T>
@@ -114,6 +213,8 @@ nlohmann::json train_diffusion(Model<T>& m, const data::OfflineDataset<T>& d, st
   if (m.obs_norm.features() <= 0) m.fit_normalizers(d);
   // The CBF labels the windows (cbf_label "barrier") and guides and filters safe generation: train it first.
   if (!d.costs.empty() && !m.has_cbf()) train_barrier(m, d, log);
+  // V_r gives the windows' return condition when safety.return_value is "expectile".
+  if (m.config.safety.expectile_return() && !m.has_return_value()) train_return_value(m, d, log);
   const auto& c = m.config.diffusion;
   auto windows = diffusion_windows(m, d);
   const index_t n_windows = windows.size();

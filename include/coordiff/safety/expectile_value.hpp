@@ -66,10 +66,18 @@ struct ExpectileOptions {
 template <class T>
 class ExpectileValue {
  public:
+  ExpectileValue() = default;
   ExpectileValue(index_t features, index_t actions, const ExpectileOptions& o, Rng& rng)
       : opt_(o), f_(features), u_(actions), v_({features, o.hidden, o.hidden, 1}, nn::Activation::ReLU, rng),
         q_({features + actions, o.hidden, o.hidden, 1}, nn::Activation::ReLU, rng) {
     o.validate();
+  }
+
+  index_t features() const { return f_; }
+  /// V's parameters as "<prefix>.v.*" and Q's as "<prefix>.q.*".
+  void collect_parameters(nn::ParameterList<T>& out, const std::string& prefix) {
+    v_.collect_parameters(out, nn::join_name(prefix, "v"));
+    q_.collect_parameters(out, nn::join_name(prefix, "q"));
   }
 
   Tensor<T> values(const Tensor<T>& z) const {
