@@ -44,12 +44,17 @@ for n in $agents; do
   data=$work/noisy.npz
   [ -f "$data" ] || "$tool" gen-data --env "$task" --quality noisy "${team[@]}" --episodes "$data_episodes" \
     --seed 100 --out "$data"
-  for cond in return cbf_return; do
+  # return: the unconstrained planner; cbf_return: paper 001's (CBF, return-to-go) condition; cbf_expectile:
+  # the same with the expectile return of eqs. 15-16.
+  for cond in return cbf_return cbf_expectile; do
     model=$work/model_$cond
     if [ ! -f "$model/report.json" ] || ! grep -q '"inverse_dynamics"' "$model/report.json"; then
       python3 - "$config" "$cond" "$work/config_$cond.json" <<'PY'
 import json, sys
-c = json.load(open(sys.argv[1])); c["safety"]["condition"] = sys.argv[2]
+c = json.load(open(sys.argv[1])); cond = sys.argv[2]
+c["safety"]["condition"] = "return" if cond == "return" else "cbf_return"
+if cond == "cbf_expectile":
+    c["safety"]["return_value"] = "expectile"
 json.dump(c, open(sys.argv[3], "w"), indent=1)
 PY
       "$tool" train-diffusion --dataset "$data" --model "$model" --config "$work/config_$cond.json"
@@ -69,6 +74,8 @@ PY
     run cbf_guided --planner guided --model "$work/model_cbf_return"
     run cbf_guided_g10 --planner guided --cbf-guidance 10 --model "$work/model_cbf_return"
     run cbf_guided_filtered --planner guided-filtered --model "$work/model_cbf_return"
+    run cbf_expectile --planner diffusion --model "$work/model_cbf_expectile"
+    run cbf_expectile_guided_g10 --planner guided --cbf-guidance 10 --model "$work/model_cbf_expectile"
   done
 done
 echo "safety.sh: results in docs/results/safety"

@@ -14,6 +14,8 @@ variants = [("unconstrained", "unconstrained diffusion (return-conditioned)"),
             ("cbf_guided", "CBF-conditioned + CBF guidance"),
             ("cbf_guided_g10", "CBF-conditioned + CBF guidance, scale 10"),
             ("cbf_guided_filtered", "CBF-conditioned + guidance + CBF filter"),
+            ("cbf_expectile", "CBF-conditioned, expectile return (eqs. 15-16)"),
+            ("cbf_expectile_guided_g10", "CBF-conditioned, expectile return + CBF guidance, scale 10"),
             ("nominal", "nominal controller")]
 
 
