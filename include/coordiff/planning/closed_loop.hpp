@@ -83,7 +83,10 @@ class DiffusionPlanner {
       else batch.condition.value[i] = static_cast<float>(o_.target_return);
     }
     gen_.set_seed(o_.seed * 1000003u + static_cast<std::uint64_t>(step));
-    const auto g = gen_.generate(batch);
+    auto g = gen_.generate(batch);
+    // Features that are constant in the data (e.g. MPE's silent communication channels) pass through the
+    // normaliser unchanged; the denoiser leaves noise there, which the inverse dynamics never saw.
+    m_.obs_norm.restore_constant_features(g.samples);
     last_accepted_ = 0;
     // The plan each environment executes: its first kept candidate, else its least violating one.
     std::vector<index_t> pick(static_cast<std::size_t>(B));
