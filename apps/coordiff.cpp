@@ -109,6 +109,21 @@ cd::data::OfflineDataset<float> evenly_spaced_episodes(const cd::data::OfflineDa
   return d.select_episodes(which);
 }
 
+/// Adds the safety statistics to `meta`, stores it in d, saves d atomically and prints its summary: the
+/// end of gen-data for the tasks with costs.
+int save_safety_dataset(cd::data::OfflineDataset<float>& d, nlohmann::json meta, const std::string& out) {
+  const auto st = cd::env::safety_stats(d);
+  meta["mean_return"] = st.mean_return, meta["mean_cost"] = st.mean_cost, meta["safe_rate"] = st.safe_rate;
+  meta["return_definition"] = "sum_t mean_i r_i";
+  meta["cost_definition"] = "sum_t mean_i c_i, c_i = 1 in the dangerous set of Definition 3";
+  d.meta = meta.dump();
+  d.save(out);  // atomic
+  std::cout << "wrote " << out << ": " << d.episodes() << " episodes of " << d.steps() << " steps, " << d.agents()
+            << " agents, observations " << d.obs_dim() << "; mean return " << st.mean_return << ", mean cost "
+            << st.mean_cost << ", safe episodes " << st.safe_rate << "\n";
+  return 0;
+}
+
 /// gen-data for the double-integrator safety task: behaviour random, nominal (LQR) or noisy (LQR + noise
 /// and agents acting at random); records per-agent costs.
 int gen_data_double_integrator(int argc, char** argv) {
@@ -127,23 +142,14 @@ int gen_data_double_integrator(int argc, char** argv) {
   const long long episodes = integer_flag(f, "episodes", 1000, 1);
   const auto seed = static_cast<std::uint64_t>(integer_flag(f, "seed", 0, 0));
   auto d = cd::env::collect_double_integrator(cfg, episodes, seed, o, &std::cerr);
-  const auto st = cd::env::safety_stats(d);
   nlohmann::json meta = {{"env", "double-integrator"}, {"quality", quality}, {"seed", seed}, {"episodes", episodes},
                          {"episode_length", cfg.episode_length}, {"agents", cfg.agents}, {"obstacles", cfg.obstacles},
-                         {"mean_return", st.mean_return}, {"mean_cost", st.mean_cost}, {"safe_rate", st.safe_rate},
-                         {"return_definition", "sum_t mean_i r_i"}, {"cost_definition", "sum_t mean_i c_i, c_i = 1 in the "
-                          "dangerous set of Definition 3"},
                          {"config", {{"dt", cfg.dt}, {"max_accel", cfg.max_accel}, {"agent_radius", cfg.agent_radius},
                                      {"gap", cfg.gap}, {"obstacle_radius", cfg.obstacle_radius},
                                      {"arena_per_agent", cfg.arena_per_agent}}},
                          {"behaviour", {{"lqr_kp", o.gains.kp}, {"lqr_kd", o.gains.kd}, {"noise", o.noise},
                                         {"random_fraction", o.random_fraction}}}};
-  d.meta = meta.dump();
-  d.save(out);  // atomic
-  std::cout << "wrote " << out << ": " << d.episodes() << " episodes of " << d.steps() << " steps, " << d.agents()
-            << " agents, observations " << d.obs_dim() << "; mean return " << st.mean_return << ", mean cost "
-            << st.mean_cost << ", safe episodes " << st.safe_rate << "\n";
-  return 0;
+  return save_safety_dataset(d, meta, out);
 }
 
 /// gen-data for SafeSpread: the scripted behaviours of env/mpe/safe_spread_behaviour.hpp (random, nominal,
@@ -160,24 +166,15 @@ int gen_data_safe_spread(int argc, char** argv) {
   const long long episodes = integer_flag(f, "episodes", 1000, 1);
   const auto seed = static_cast<std::uint64_t>(integer_flag(f, "seed", 0, 0));
   auto d = mpe::collect_episodes<mpe::SafeSpreadEnv>(episodes, seed, mpe::safe_spread_policy(o, seed), o.parallel, &std::cerr);
-  const auto st = cd::env::safety_stats(d);
   const auto& rule = mpe::SafeSpreadScenario::kSafeDistance;
   nlohmann::json meta = {{"env", "safe-spread"}, {"quality", quality}, {"seed", seed}, {"episodes", episodes},
                          {"episode_length", d.steps()}, {"agents", d.agents()},
-                         {"mean_return", st.mean_return}, {"mean_cost", st.mean_cost}, {"safe_rate", st.safe_rate},
-                         {"return_definition", "sum_t mean_i r_i"}, {"cost_definition", "sum_t mean_i c_i, c_i = 1 in the "
-                          "dangerous set of Definition 3"},
                          {"config", {{"deceleration", rule.deceleration}, {"stopped_gap", rule.stopped_gap},
                                      {"hazards", mpe::SafeSpreadScenario::kHazards},
                                      {"hazard_radius", mpe::SafeSpreadScenario::kHazardRadius}}},
                          {"behaviour", {{"kp", o.kp}, {"kd", o.kd}, {"noise", o.noise},
                                         {"random_fraction", o.random_fraction}}}};
-  d.meta = meta.dump();
-  d.save(out);  // atomic
-  std::cout << "wrote " << out << ": " << d.episodes() << " episodes of " << d.steps() << " steps, " << d.agents()
-            << " agents, observations " << d.obs_dim() << "; mean return " << st.mean_return << ", mean cost "
-            << st.mean_cost << ", safe episodes " << st.safe_rate << "\n";
-  return 0;
+  return save_safety_dataset(d, meta, out);
 }
 
 int gen_data(int argc, char** argv) {
