@@ -193,9 +193,14 @@ nlohmann::json train_return_value(Model<T>& m, const data::OfflineDataset<T>& d,
   const auto history = m.return_value.train(data);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const Tensor<T> v = m.return_value.values(data.z);
-  double mean = 0;
-  for (T x : v) mean += double(x) / double(v.size());
   const auto o = m.expectile_options();
+  double mean = 0, mean_abs = 0, r_max = 0;
+  for (T x : v) mean += double(x) / double(v.size()), mean_abs += std::abs(double(x)) / double(v.size());
+  for (T x : data.reward) r_max = std::max(r_max, std::abs(double(x)));
+  // |V| <= max |r| / (1 - gamma) for any policy: far above it, the bootstrap has diverged.
+  if (o.gamma < 1)
+    require<NumericError>(std::isfinite(mean_abs) && mean_abs <= 10 * r_max / (1 - o.gamma) + 1e-6, "mastars: V_r diverged (mean |V_r| ",
+                          mean_abs, " against the bound max |r| / (1 - gamma) = ", r_max / (1 - o.gamma), ")");
   nlohmann::json r = {{"steps", o.steps}, {"tau", o.tau}, {"seconds", seconds}, {"transitions", data.size()},
                       {"last_v_loss", history.empty() ? 0.0 : history.back().first},
                       {"last_q_loss", history.empty() ? 0.0 : history.back().second}, {"mean_value", mean}};

@@ -15,6 +15,7 @@
 #include "coordiff/core/tensor.hpp"
 #include "coordiff/nn/mlp.hpp"
 #include "coordiff/nn/optim/adam.hpp"
+#include "coordiff/nn/optim/polyak.hpp"
 
 namespace coordiff::safety {
 
@@ -54,11 +55,14 @@ struct ValueData {
 
 struct ExpectileOptions {
   double tau = 0.7, gamma = 0.99, lr = 3e-4;
+  double target_rate = 0.005;  ///< Polyak rate of the target Q that V regresses on (IQL); 1 = no target network
   index_t steps = 5000, batch_size = 256, hidden = 128;
   std::uint64_t seed = 0;
   void validate() const {
-    require<ConfigError>(tau > 0 && tau < 1 && gamma >= 0 && gamma <= 1 && lr > 0 && steps >= 0 && batch_size >= 1 && hidden >= 1,
-                         "ExpectileOptions: need tau in (0, 1), gamma in [0, 1], lr > 0, steps >= 0, batch_size and hidden >= 1");
+    require<ConfigError>(tau > 0 && tau < 1 && gamma >= 0 && gamma <= 1 && lr > 0 && steps >= 0 && batch_size >= 1 && hidden >= 1 &&
+                             target_rate > 0 && target_rate <= 1,
+                         "ExpectileOptions: need tau in (0, 1), gamma in [0, 1], lr > 0, steps >= 0, batch_size and hidden >= 1, "
+                         "target_rate in (0, 1]");
   }
 };
 
@@ -90,7 +94,8 @@ class ExpectileValue {
     return q_.forward(concat(z, a)).reshape({z.dim(0)});
   }
 
-  /// Runs opt.steps joint steps (Q toward r + gamma V(z'), V toward the tau-expectile of Q); returns the
+  /// Runs opt.steps joint steps (Q toward r + gamma V(z'), V toward the tau-expectile of a Polyak-averaged
+  /// target copy of Q, as IQL: without it the two bootstrap each other and can diverge); returns the
   /// (L_V, L_Q) history.
   std::vector<std::pair<double, double>> train(const ValueData<T>& d) {
     d.validate();
@@ -100,6 +105,8 @@ class ExpectileValue {
     nn::optim::AdamOptions ao;
     ao.lr = opt_.lr;
     nn::optim::Adam<T> adam_v(pv, ao), adam_q(pq, ao);
+    nn::MLP<T> q_target = q_;
+    const auto pt = nn::parameters_of<T>(q_target);
     Rng rng(opt_.seed, 0x4951u);  // "IQ"
     const index_t B = opt_.batch_size;
     std::vector<std::pair<double, double>> hist;
@@ -122,8 +129,13 @@ class ExpectileValue {
       }
       q_.backward(dq);
       adam_q.step();
-      // V step: expectile regression toward Q(z, a), Q held fixed.
-      const Tensor<T> qt = q_values(z, a);
+      nn::optim::polyak_update(pq, pt, opt_.target_rate);
+      // V step: expectile regression toward the target Q(z, a).
+      Tensor<T> qt;
+      {
+        nn::NoGradGuard g;
+        qt = q_target.forward(concat(z, a)).reshape({B});
+      }
       nn::zero_grad(pv);
       const Tensor<T> v = v_.forward(z).reshape({B});
       Tensor<T> dv({B, 1});
