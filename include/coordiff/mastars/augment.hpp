@@ -164,7 +164,7 @@ inline double dire(Model<float>& m, const Tensor<float>& x0, index_t steps, inde
     const index_t B = std::min(batch, N - b0);
     const Tensor<float> x = row_range(x0, b0, B);
     Condition<float> c;
-    c.value = m.config.safety.conditions_on_cbf() ? Tensor<float>({B, x.dim(2), 2}, 0.0f) : Tensor<float>({B, x.dim(2)}, 0.0f);
+    c.value = m.condition_value(B, 0.0, 0.0);  // every entry dropped: only its shape matters
     c.keep = Tensor<float>({B, x.dim(2)}, 0.0f);
     const Tensor<float> z = sampler.invert(net, guidance::None{}, x, c);
     const Tensor<float> back = sampler.denoise_from(net, guidance::None{}, z, c, diffusion::SampleNoise(0, 0));
@@ -206,12 +206,8 @@ Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& d, Meth
       const index_t B = std::min(cfg.batch_size, num - b0);
       diffusion::Batch<float> batch;
       batch.data = detail::row_range(picked, b0, B);
-      // Every agent toward the target return; models conditioned on (CBF satisfaction, return) also toward
-      // "satisfies the CBF" (eq. 10).
-      batch.condition.value = m.config.safety.conditions_on_cbf() ? Tensor<float>({B, A, 2}, 1.0f)
-                                                                  : Tensor<float>({B, A}, static_cast<float>(cfg.target_return));
-      if (m.config.safety.conditions_on_cbf())
-        for (index_t i = 0; i < B * A; ++i) batch.condition.value[2 * i + 1] = static_cast<float>(cfg.target_return);
+      // Every agent toward the target return (and, in models conditioned on it, "satisfies the CBF").
+      batch.condition.value = m.condition_value(B, cfg.target_return);
       const auto tv = detail::Clock::now();
       batch.values = m.value.values(batch.data);
       value_seconds += detail::since(tv);
@@ -311,9 +307,10 @@ Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& d, Meth
   // environment whose costs cannot be recomputed loses them (the report says so).
   const std::string env_name = detail::env_of(d.meta);
   const bool with_costs = !d.costs.empty() && detail::has_window_costs(env_name);
-  Tensor<float> acc_costs;
+  Tensor<float> gen_costs, acc_costs;
   if (with_costs) {
-    acc_costs = detail::window_costs(env_name, acc_raw);
+    gen_costs = detail::window_costs(env_name, out.generated);
+    acc_costs = take_rows(gen_costs, accepted);
     o.costs = Tensor<float>({E + n_acc, T, A}, 0.0f);
     copy_front(d.costs, o.costs);
     for (index_t k = 0; k < n_acc; ++k)
@@ -341,9 +338,10 @@ Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& d, Meth
                            {"generated", detail::collision_rate(acc_raw, coll)},
                            {"distance", coll}};
   if (with_costs) {
-    r["cost"] = {{"original_picked", detail::window_cost_summary(detail::window_costs(env_name, out.original))},
-                 {"original_of_accepted", detail::window_cost_summary(detail::window_costs(env_name, take_rows(out.original, accepted)))},
-                 {"generated_all", detail::window_cost_summary(detail::window_costs(env_name, out.generated))},
+    const Tensor<float> orig_costs = detail::window_costs(env_name, out.original);
+    r["cost"] = {{"original_picked", detail::window_cost_summary(orig_costs)},
+                 {"original_of_accepted", detail::window_cost_summary(take_rows(orig_costs, accepted))},
+                 {"generated_all", detail::window_cost_summary(gen_costs)},
                  {"generated_accepted", detail::window_cost_summary(acc_costs)},
                  {"definition", "dangerous agent-steps of a window's H - 1 transitions (Definition 3)"}};
   } else if (!d.costs.empty()) {

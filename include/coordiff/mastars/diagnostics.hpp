@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "coordiff/core/philox.hpp"
+#include "coordiff/filter/accept_all.hpp"
 #include "coordiff/mastars/augment.hpp"
 #include "coordiff/mastars/training.hpp"
 #include "coordiff/order/joint.hpp"
@@ -89,21 +90,16 @@ inline nlohmann::json diagnose(Model<float>& m, const data::OfflineDataset<float
   // Generation from the first step of each picked window, as the closed-loop planner does.
   diffusion::SamplerOptions so;
   so.solver = diffusion::Solver::Ddim;
-  using Gen = diffusion::Generator<schedule::Cosine, NetworkRef, mask::HistoryPrefix, order::Joint, Consistency, guidance::ClassifierFree>;
-  Gen gen({sch, NetworkRef(m.net), mask::HistoryPrefix{1}, order::Joint{},
-           filter::dynamics_consistency(m.inverse, m.transition, m.config.augment.epsilon),
-           guidance::ClassifierFree{m.config.diffusion.guidance_weight}},
-          diffusion::TimestepPlan::strided(K, o.ddim_steps), so, o.seed);
+  // Every window is kept (the eq. 6 score is measured below, over all transitions).
+  JointBaselineWith<NetworkRef, filter::AcceptAll> gen({sch, NetworkRef(m.net), mask::HistoryPrefix{1}, order::Joint{}, filter::AcceptAll{},
+                                                        guidance::ClassifierFree{m.config.diffusion.guidance_weight}},
+                                                       diffusion::TimestepPlan::strided(K, o.ddim_steps), so, o.seed);
   diffusion::Batch<float> batch;
   batch.data = x0;
-  const bool cbf = m.config.safety.conditions_on_cbf();
-  batch.condition.value = cbf ? Tensor<float>({B, A, 2}, 1.0f) : Tensor<float>({B, A}, static_cast<float>(o.target));
-  if (cbf)
-    for (index_t i = 0; i < B * A; ++i) batch.condition.value[2 * i + 1] = static_cast<float>(o.target);
+  batch.condition.value = m.condition_value(B, o.target);
   auto g = gen.generate(batch);
   m.obs_norm.restore_constant_features(g.samples);
-  const auto consistency = filter::dynamics_consistency(m.inverse, m.transition, m.config.augment.epsilon);
-  auto every = consistency;
+  auto every = filter::dynamics_consistency(m.inverse, m.transition, m.config.augment.epsilon);
   every.scope = Consistency::Scope::All;
   diffusion::Batch<float> as_input;
   as_input.data = x0;

@@ -93,6 +93,15 @@ struct Model {
     return o;
   }
 
+  /// The condition value of B windows in which every agent asks for return `target_return` and, in models
+  /// conditioned on (CBF satisfaction, return) (eq. 10), CBF satisfaction `target_cbf`: [B, A] or [B, A, 2].
+  Tensor<T> condition_value(index_t B, double target_return, double target_cbf = 1.0) const {
+    if (!config.safety.conditions_on_cbf()) return Tensor<T>({B, agents}, static_cast<T>(target_return));
+    Tensor<T> v({B, agents, 2});
+    for (index_t i = 0; i < B * agents; ++i) v[2 * i] = static_cast<T>(target_cbf), v[2 * i + 1] = static_cast<T>(target_return);
+    return v;
+  }
+
   /// The CBF condition's settings (eq. 12's margin, class-K slope, forward-difference step) from the config.
   safety::CbfLossOptions cbf_options() const { return {config.safety.margin, config.safety.alpha, config.safety.dt}; }
 

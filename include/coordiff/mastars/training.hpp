@@ -82,14 +82,12 @@ void expectile_returns(const Model<T>& m, const data::OfflineDataset<T>& n, data
     const index_t len = n.episode_length(e);
     for (index_t a = 0; a < A; ++a) {
       double R = 0, g = 1;
-      bool ended = false;
-      for (index_t j = 0; j + 1 < H && !ended; ++j, g *= c.discount) {
-        const index_t t = s + j;
-        if (t >= len) { ended = true; break; }
+      bool terminal = false;
+      for (index_t t = s; t < std::min(s + H - 1, len) && !terminal; ++t, g *= c.discount) {
         R += g * double(n.rewards(e, t, a)) / c.returns_scale;  // n's rewards already carry eq. 13's penalty
-        ended = n.terminals(e, t) != T(0);
+        terminal = n.terminals(e, t) != T(0);
       }
-      if (!ended && s + H - 1 < len) R += g * double(v[k * A + a]);
+      if (!terminal && s + H - 1 < len) R += g * double(v[k * A + a]);
       w.returns(k, a) = static_cast<T>(R);
     }
   }

@@ -76,12 +76,7 @@ class DiffusionPlanner {
     batch.data = Tensor<float>({B * M, H, A, O}, 0.0f);
     for (index_t b = 0; b < B * M; ++b)
       std::copy(on.data() + (b / M) * A * O, on.data() + (b / M + 1) * A * O, batch.data.data() + b * H * A * O);
-    const bool cbf = m_.config.safety.conditions_on_cbf();
-    batch.condition.value = cbf ? Tensor<float>({B * M, A, 2}) : Tensor<float>({B * M, A});
-    for (index_t i = 0; i < B * M * A; ++i) {
-      if (cbf) batch.condition.value[2 * i] = static_cast<float>(o_.target_cbf), batch.condition.value[2 * i + 1] = static_cast<float>(o_.target_return);
-      else batch.condition.value[i] = static_cast<float>(o_.target_return);
-    }
+    batch.condition.value = m_.condition_value(B * M, o_.target_return, o_.target_cbf);
     gen_.set_seed(o_.seed * 1000003u + static_cast<std::uint64_t>(step));
     auto g = gen_.generate(batch);
     // Features that are constant in the data (e.g. MPE's silent communication channels) pass through the
