@@ -7,10 +7,12 @@
 # models go to runs/safety.
 #   scripts/safety.sh [--task double-integrator|safe-spread] [--agents "4 8"] [--seeds "0 1 2"] [--episodes 100]
 #                     [--data-episodes N (double integrator 500, SafeSpread 1000)]
+#                     [--conditions "return cbf_return cbf_expectile"] (models to train; rows of missing ones are skipped)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 task=double-integrator; agents="4 8"; seeds="0 1 2"; episodes=100; data_episodes=""
+conditions="return cbf_return cbf_expectile"
 while [ $# -gt 0 ]; do
   case "$1" in
     --task) task=$2; shift 2 ;;
@@ -18,6 +20,7 @@ while [ $# -gt 0 ]; do
     --seeds) seeds=$2; shift 2 ;;
     --episodes) episodes=$2; shift 2 ;;
     --data-episodes) data_episodes=$2; shift 2 ;;
+    --conditions) conditions=$2; shift 2 ;;
     *) echo "safety.sh: unknown flag '$1'" >&2; exit 2 ;;
   esac
 done
@@ -46,7 +49,10 @@ for n in $agents; do
     --seed 100 --out "$data"
   # return: the unconstrained planner; cbf_return: paper 001's (CBF, return-to-go) condition; cbf_expectile:
   # the same with the expectile return of eqs. 15-16.
-  for cond in return cbf_return cbf_expectile; do
+  for cond in $conditions; do
+    case "$cond" in return|cbf_return|cbf_expectile) ;;
+      *) echo "safety.sh: --conditions takes return, cbf_return, cbf_expectile; got '$cond'" >&2; exit 2 ;;
+    esac
     model=$work/model_$cond
     if [ ! -f "$model/report.json" ] || ! grep -q '"inverse_dynamics"' "$model/report.json"; then
       python3 - "$config" "$cond" "$work/config_$cond.json" <<'PY'
@@ -64,6 +70,11 @@ PY
   for seed in $seeds; do
     run() {  # name, then plan flags
       local name=$1; shift
+      # A row whose model is not trained (see --conditions) is skipped.
+      local args=("$@") i
+      for ((i = 0; i + 1 < ${#args[@]}; i++)); do
+        if [ "${args[i]}" = --model ] && [ ! -f "${args[i+1]}/report.json" ]; then return 0; fi
+      done
       local out=$records/${name}_s$seed.json
       [ -f "$out" ] || "$tool" plan --env "$task" "${team[@]}" --episodes "$episodes" --seed "$seed" \
         --target-return "$target" --out "$out" "$@"
