@@ -35,6 +35,8 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOORDIFF_BUILD_TEST
   -DCOORDIFF_BUILD_APPS=ON -DCOORDIFF_NATIVE=ON > /dev/null
 cmake --build "$build" -j"$(nproc)" --target coordiff_cli
 tool="$build/apps/coordiff"
+# A model is trained once train-aux has written its inverse dynamics into the report.
+trained() { [ -f "$1/report.json" ] && grep -q '"inverse_dynamics"' "$1/report.json"; }
 # One thread per process: the networks are small, and runs share the machine with other jobs.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 for n in $agents; do
@@ -54,7 +56,7 @@ for n in $agents; do
       *) echo "safety.sh: --conditions takes return, cbf_return, cbf_expectile; got '$cond'" >&2; exit 2 ;;
     esac
     model=$work/model_$cond
-    if [ ! -f "$model/report.json" ] || ! grep -q '"inverse_dynamics"' "$model/report.json"; then
+    if ! trained "$model"; then
       python3 - "$config" "$cond" "$work/config_$cond.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1])); cond = sys.argv[2]
@@ -73,7 +75,7 @@ PY
       # A row whose model is not trained (see --conditions) is skipped.
       local args=("$@") i
       for ((i = 0; i + 1 < ${#args[@]}; i++)); do
-        if [ "${args[i]}" = --model ] && [ ! -f "${args[i+1]}/report.json" ]; then return 0; fi
+        if [ "${args[i]}" = --model ] && ! trained "${args[i+1]}"; then return 0; fi
       done
       local out=$records/${name}_s$seed.json
       [ -f "$out" ] || "$tool" plan --env "$task" "${team[@]}" --episodes "$episodes" --seed "$seed" \
