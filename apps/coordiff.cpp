@@ -8,6 +8,7 @@
 //   coordiff train-behaviour --env spread|tag|world --seed S --out policies.npz [--rounds N]
 //                            [--reference-episodes N] [--replay-out medium_replay.npz]
 //   coordiff train-diffusion --dataset d.npz --model DIR [--config cfg.json] [--steps N] [--seed S]
+//                            [--checkpoint-every K] [--resume 0|1]
 //   coordiff train-aux --dataset d.npz --model DIR [--config cfg.json] [--steps N] [--seed S]
 //   coordiff augment --dataset in.npz --model DIR --order lov|sg|joint|independent|random|reverse --num N
 //                    --seed S --out aug.npz [--epsilon E] [--batch B] [--report r.json] [--svg fig.svg]
@@ -64,6 +65,7 @@ const char* kUsage =
     "  coordiff train-behaviour --env spread|tag|world --seed S --out POLICIES.npz [--rounds N]\n"
     "                    [--reference-episodes N] [--replay-out MEDIUM_REPLAY.npz]\n"
     "  coordiff train-diffusion --dataset D.npz --model DIR [--config CFG.json] [--steps N] [--seed S]\n"
+    "                   [--checkpoint-every K (default 1000; 0 = at the end)] [--resume 0|1]\n"
     "  coordiff train-aux --dataset D.npz --model DIR [--config CFG.json] [--steps N] [--seed S]\n"
     "  coordiff augment --dataset D.npz --model DIR --order lov|sg|joint|independent|random|reverse\n"
     "                   --num N --seed S --out AUG.npz [--epsilon E] [--batch B] [--report R.json] [--svg F.svg]\n"
@@ -255,14 +257,23 @@ int train_behaviour(int argc, char** argv) {
 
 
 /// The model directory's model if it holds one (its normalisers and other part are kept), else a new one
-/// from --config (or the defaults) sized for the dataset. --steps and --seed override the config.
+/// from --config (or the defaults) sized for the dataset. --steps and --seed override the config. With
+/// `resume`, a --config next to a model directory must agree with the directory's config (but for steps).
 cd::mastars::Model<float> open_model(const std::map<std::string, std::string>& f, const cd::data::OfflineDataset<float>& d,
-                                     const char* part) {
+                                     const char* part, bool resume = false) {
   const std::filesystem::path dir = required(f, "model");
+  const bool saved = std::filesystem::exists(dir / "config.json");
   cd::mastars::Model<float> m;
-  if (std::filesystem::exists(dir / "config.json") && !f.count("config")) {
+  if (saved && (!f.count("config") || resume)) {
     m = cd::mastars::Model<float>::load(dir);
     m.require_compatible(d, "open");
+    if (f.count("config")) {
+      auto given = cd::mastars::to_json(cd::mastars::load_config(f.at("config")));
+      auto stored = cd::mastars::to_json(m.config);
+      given["diffusion"].erase("train_steps"), stored["diffusion"].erase("train_steps");
+      cd::require<cd::ConfigError>(given == stored, "--resume: ", f.at("config"), " differs from ", (dir / "config.json").string(),
+                                   " (beyond diffusion.train_steps); a resumed run keeps the model directory's config");
+    }
   } else {
     const cd::mastars::Config cfg = f.count("config") ? cd::mastars::load_config(f.at("config")) : cd::mastars::Config{};
     m = cd::mastars::Model<float>::create(cfg, d.agents(), d.obs_dim(), d.act_dim());
@@ -281,13 +292,38 @@ cd::mastars::Model<float> open_model(const std::map<std::string, std::string>& f
 }
 
 int train_model_part(int argc, char** argv, const char* part) {
-  const auto f = parse_flags(argc, argv, 2, {"dataset", "model", "config", "steps", "seed"});
+  const bool diffusion = std::string(part) == "diffusion";
+  const auto f = diffusion ? parse_flags(argc, argv, 2, {"dataset", "model", "config", "steps", "seed", "checkpoint-every", "resume"})
+                           : parse_flags(argc, argv, 2, {"dataset", "model", "config", "steps", "seed"});
+  const std::filesystem::path dir = required(f, "model");
   const auto d = cd::data::OfflineDataset<float>::load(required(f, "dataset"));
-  auto m = open_model(f, d, part);
-  const nlohmann::json r = std::string(part) == "diffusion" ? cd::mastars::train_diffusion(m, d, &std::cerr)
-                                                            : cd::mastars::train_auxiliary(m, d, &std::cerr);
-  m.save(required(f, "model"));
-  std::cout << "trained the " << part << " model(s) of " << required(f, "model") << ":\n" << r.dump(2) << "\n";
+  nlohmann::json r;
+  if (diffusion) {
+    const long long resume = integer_flag(f, "resume", 0, 0);
+    cd::require<cd::ConfigError>(resume <= 1, "--resume must be 0 or 1, got ", resume);
+    cd::mastars::DiffusionCheckpoints ck;
+    ck.path = dir / "diffusion_training.ckpt";
+    ck.every = integer_flag(f, "checkpoint-every", 1000, 0);
+    ck.resume = resume == 1;
+    auto m = open_model(f, d, part, ck.resume);
+    if (ck.resume && !std::filesystem::exists(ck.path))
+      // Without its checkpoint a trained model cannot continue as the same run (no Adam moments or raw weights).
+      cd::require<cd::ConfigError>(!m.report.contains("diffusion"), "--resume: ", dir.string(),
+                                   " holds a trained diffusion model but no ", ck.path.filename().string(),
+                                   " to continue from; train it again without --resume");
+    else if (!ck.resume && std::filesystem::exists(ck.path))
+      std::filesystem::remove(ck.path);  // a new run: a stale checkpoint must not be resumed later
+    // Save the model with its CBF / V_r before the long part, so that a stopped run resumes on the same windows.
+    cd::mastars::train_diffusion_prerequisites(m, d, &std::cerr);
+    m.save(dir);
+    r = cd::mastars::train_diffusion(m, d, &std::cerr, ck);
+    m.save(dir);
+  } else {
+    auto m = open_model(f, d, part);
+    r = cd::mastars::train_auxiliary(m, d, &std::cerr);
+    m.save(dir);
+  }
+  std::cout << "trained the " << part << " model(s) of " << dir.string() << ":\n" << r.dump(2) << "\n";
   return 0;
 }
 

@@ -8,11 +8,13 @@
 #   scripts/safety.sh [--task double-integrator|safe-spread] [--agents "4 8"] [--seeds "0 1 2"] [--episodes 100]
 #                     [--data-episodes N (double integrator 500, SafeSpread 1000)]
 #                     [--conditions "return cbf_return cbf_expectile"] (models to train; rows of missing ones are skipped)
+#                     [--train-steps N] (diffusion steps; other than the config's, the work and record folders get a
+#                      _steps<N> suffix). Diffusion training resumes from its checkpoint, so a stopped run continues.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 task=double-integrator; agents="4 8"; seeds="0 1 2"; episodes=100; data_episodes=""
-conditions="return cbf_return cbf_expectile"
+conditions="return cbf_return cbf_expectile"; train_steps=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --task) task=$2; shift 2 ;;
@@ -21,6 +23,7 @@ while [ $# -gt 0 ]; do
     --episodes) episodes=$2; shift 2 ;;
     --data-episodes) data_episodes=$2; shift 2 ;;
     --conditions) conditions=$2; shift 2 ;;
+    --train-steps) train_steps=$2; shift 2 ;;
     *) echo "safety.sh: unknown flag '$1'" >&2; exit 2 ;;
   esac
 done
@@ -28,6 +31,12 @@ case "$task" in
   double-integrator) config=data/safety/double_integrator.json; target=0; data_episodes=${data_episodes:-500} ;;
   safe-spread) config=data/safety/safe_spread.json; target=1; data_episodes=${data_episodes:-1000}; agents=3 ;;
   *) echo "safety.sh: --task must be double-integrator or safe-spread, got '$task'" >&2; exit 2 ;;
+esac
+config_steps=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["diffusion"]["train_steps"])' "$config")
+case "$train_steps" in
+  ""|"$config_steps") train_steps=$config_steps; suffix="" ;;
+  *[!0-9]*|0) echo "safety.sh: --train-steps must be a positive integer, got '$train_steps'" >&2; exit 2 ;;
+  *) suffix=_steps$train_steps ;;
 esac
 scripts/install_deps.sh demo
 build=${COORDIFF_BUILD_DIR:-build/table1}
@@ -41,9 +50,9 @@ trained() { [ -f "$1/report.json" ] && grep -q '"inverse_dynamics"' "$1/report.j
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 for n in $agents; do
   if [ "$task" = safe-spread ]; then
-    work=runs/safety/safe_spread; records=docs/results/safety/safe_spread; team=()
+    work=runs/safety/safe_spread$suffix; records=docs/results/safety/safe_spread$suffix; team=()
   else
-    work=runs/safety/N$n; records=docs/results/safety/N$n; team=(--agents "$n")
+    work=runs/safety/N$n$suffix; records=docs/results/safety/N$n$suffix; team=(--agents "$n")
   fi
   mkdir -p "$work" "$records"
   data=$work/noisy.npz
@@ -57,15 +66,16 @@ for n in $agents; do
     esac
     model=$work/model_$cond
     if ! trained "$model"; then
-      python3 - "$config" "$cond" "$work/config_$cond.json" <<'PY'
+      python3 - "$config" "$cond" "$work/config_$cond.json" "$train_steps" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1])); cond = sys.argv[2]
+c["diffusion"]["train_steps"] = int(sys.argv[4])
 c["safety"]["condition"] = "return" if cond == "return" else "cbf_return"
 if cond == "cbf_expectile":
     c["safety"]["return_value"] = "expectile"
 json.dump(c, open(sys.argv[3], "w"), indent=1)
 PY
-      "$tool" train-diffusion --dataset "$data" --model "$model" --config "$work/config_$cond.json"
+      "$tool" train-diffusion --dataset "$data" --model "$model" --config "$work/config_$cond.json" --resume 1
       "$tool" train-aux --dataset "$data" --model "$model"
     fi
   done

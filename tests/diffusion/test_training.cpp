@@ -419,6 +419,70 @@ TEST_CASE("Trainer: the same seed gives a bitwise identical history and a resume
   fs::remove_all(dir);
 }
 
+TEST_CASE("Trainer: a resumed run keeps the loss curve and refuses a checkpoint of other data or batches") {
+  const index_t H = 4;
+  const schedule::Cosine sched(20);
+  const auto data = toy_dataset(10, H, 2);
+  const auto cfg = testing::tiny_unet_config(H, 2, true);
+  const auto dir = testing::scratch_dir("trainer_resume_curve");
+  diffusion::TrainerOptions opt;
+  opt.batch_size = 4;
+  opt.steps = 10;
+  opt.lr = 1e-3;
+  opt.ema_start = 2;
+  opt.log_every = 3;
+  opt.seed = 3;
+  opt.checkpoint_path = (dir / "run.ckpt").string();
+  opt.checkpoint_every = 4;
+  auto make_net = [&](std::uint64_t s) {
+    Rng r(s);
+    return nn::MultiAgentUNet<float>(cfg, 2, r);
+  };
+  auto net_a = make_net(1);
+  diffusion::Trainer ta(net_a, sched, data, opt);
+  const auto ha = ta.train();
+  CHECK(ha.logged_steps == std::vector<index_t>{3, 6, 9, 10});
+  CHECK(ha.total_seconds == ha.seconds);
+
+  // A run of 4 steps (its last checkpoint at step 4), extended to 10 steps by a resume.
+  auto net_b = make_net(1);
+  auto short_run = opt;
+  short_run.steps = 4;
+  diffusion::Trainer tb(net_b, sched, data, short_run);
+  CHECK(tb.train().logged_steps == std::vector<index_t>{3, 4});
+  auto net_c = make_net(2);
+  diffusion::Trainer tc(net_c, sched, data, opt);
+  CHECK(tc.resume(dir / "run.ckpt").step == 4);
+  const auto hc = tc.train();
+  CHECK(hc.first_step == 5);
+  CHECK(hc.step_loss == std::vector<double>(ha.step_loss.begin() + 4, ha.step_loss.end()));
+  CHECK(same_weights(nn::parameters_of<float>(net_c), nn::parameters_of<float>(net_a)));
+  // The curve of the first run is kept, its last interval ending at step 4; the interval ending at step 6
+  // counts steps 5-6.
+  REQUIRE(hc.logged_steps == std::vector<index_t>{3, 4, 6, 9, 10});
+  CHECK(hc.logged_loss[0] == ha.logged_loss[0]);
+  CHECK(hc.logged_loss[1] == ha.step_loss[3]);
+  CHECK(std::abs(hc.logged_loss[2] - (ha.step_loss[4] + ha.step_loss[5]) / 2) < 1e-12);
+  CHECK(hc.logged_loss[3] == ha.logged_loss[2]);
+  CHECK(hc.logged_loss[4] == ha.logged_loss[3]);
+  CHECK(hc.total_seconds >= hc.seconds);
+
+  // Another dataset (one window changed), or another minibatch layout: refused, the model untouched.
+  auto other = data;
+  other.x(3, 1, 0, 0) += 0.5f;
+  auto net_d = make_net(7), untouched = make_net(7);
+  diffusion::Trainer td(net_d, sched, other, opt);
+  CHECK(td.data_fingerprint() != tc.data_fingerprint());
+  CHECK_THROWS_AS(td.resume(dir / "run.ckpt"), ConfigError);
+  auto other_batch = opt;
+  other_batch.batch_size = 5;
+  diffusion::Trainer te(net_d, sched, data, other_batch);
+  CHECK_THROWS_AS(te.resume(dir / "run.ckpt"), ConfigError);
+  CHECK(same_weights(nn::parameters_of<float>(net_d), nn::parameters_of<float>(untouched)));
+  CHECK(te.current_step() == 0);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("Trainer: bad datasets, options and batches raise coordiff errors") {
   const schedule::Cosine sched(10);
   const auto cfg = testing::tiny_unet_config(4, 2, true);

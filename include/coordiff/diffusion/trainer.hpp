@@ -6,7 +6,9 @@
 //
 // Every random draw is keyed by (seed, step): the shuffle of epoch e comes from Philox stream
 // kShuffleStream + e and the loss draws of minibatch g from stream kLossStream + g. A run therefore
-// reproduces bit for bit, and a run resumed from a checkpoint continues exactly as the original.
+// reproduces bit for bit, and a run resumed from a checkpoint continues exactly as the original: the
+// checkpoint holds the weights, EMA, Adam moments, step, the logged loss curve and a fingerprint of the
+// training data, and resume() refuses a checkpoint of other data or another minibatch layout.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,6 +25,7 @@
 #include "coordiff/core/philox.hpp"
 #include "coordiff/core/tensor.hpp"
 #include "coordiff/diffusion/training_loss.hpp"
+#include "coordiff/io/zip.hpp"
 #include "coordiff/nn/checkpoint.hpp"
 #include "coordiff/nn/optim/optim.hpp"
 #include "coordiff/nn/parameter.hpp"
@@ -83,16 +86,55 @@ struct TrainerOptions {
   }
 };
 
-/// What train() did: the mean loss of every logged interval, every step's loss, and the wall time.
+/// What train() did: the mean loss of every logged interval (since step 1, including the intervals
+/// logged before a resume), every step's loss in this call, and the wall time.
 struct TrainingHistory {
   std::vector<index_t> logged_steps;  ///< last step of each logged interval
   std::vector<double> logged_loss;    ///< mean loss over that interval
   std::vector<double> step_loss;      ///< loss of each step run by this call, in order
   index_t first_step = 0;             ///< the step number of step_loss[0]
-  double seconds = 0;
+  double seconds = 0;                 ///< wall time of this call
+  double total_seconds = 0;           ///< wall time of all steps since step 1 (across resumes)
 };
 
 namespace detail {
+/// "[shape] crc32" of a tensor's bytes: enough to tell one training set from another.
+template <class T>
+std::string fingerprint(const Tensor<T>& t) {
+  if (t.empty()) return "none";
+  char crc[16];
+  std::snprintf(crc, sizeof crc, "%08x",
+                io::zip::detail::crc32_of(reinterpret_cast<const unsigned char*>(t.data()), static_cast<std::size_t>(t.size()) * sizeof(T)));
+  return to_string(t.shape()) + " " + crc;
+}
+
+inline std::string join_numbers(const auto& values) {
+  std::string out;
+  char buf[32];
+  for (const auto v : values) {
+    std::snprintf(buf, sizeof buf, "%.17g", static_cast<double>(v));
+    if (!out.empty()) out += ',';
+    out += buf;
+  }
+  return out;
+}
+
+template <class V>
+std::vector<V> split_numbers(const std::string& s, const std::string& what) {
+  std::vector<V> out;
+  std::size_t begin = 0;
+  while (begin < s.size()) {
+    const std::size_t end = std::min(s.find(',', begin), s.size());
+    const std::string item = s.substr(begin, end - begin);
+    char* stop = nullptr;
+    const double v = std::strtod(item.c_str(), &stop);
+    require<FormatError>(!item.empty() && stop == item.c_str() + item.size(), what, ": '", item, "' is not a number");
+    out.push_back(static_cast<V>(v));
+    begin = end + 1;
+  }
+  return out;
+}
+
 inline std::string format_duration(double s) {
   char buf[32];
   if (!std::isfinite(s) || s < 0) return "?";
@@ -128,8 +170,16 @@ class Trainer {
                          " leaves no step of the horizon ", data_.horizon(), " in the loss");
   }
 
-  /// One optimisation step (grad_accumulate minibatches); returns its mean loss.
+  /// One optimisation step (grad_accumulate minibatches), then the periodic checkpoint if one is due;
+  /// returns the step's mean loss.
   double step() {
+    const double loss = optimise();
+    checkpoint_if_due();
+    return loss;
+  }
+
+ private:
+  double optimise() {
     const index_t s = step_ + 1;
     nn::optim::apply_schedule(adam_, nn::optim::LinearWarmup{opt_.warmup_steps}, opt_.lr, s);
     nn::zero_grad(params_);
@@ -144,10 +194,16 @@ class Trainer {
     adam_.step();  // throws NumericError naming the parameter if a gradient is not finite
     step_ = s;
     ema_.update(s);
-    if (!opt_.checkpoint_path.empty() && opt_.checkpoint_every > 0 && s % opt_.checkpoint_every == 0)
-      save_checkpoint(opt_.checkpoint_path);
+    window_sum_ += loss;  // the progress interval in flight (it survives a checkpoint and a resume)
+    ++window_count_;
     return loss;
   }
+  void checkpoint_if_due() {
+    if (!opt_.checkpoint_path.empty() && opt_.checkpoint_every > 0 && step_ % opt_.checkpoint_every == 0)
+      save_checkpoint(opt_.checkpoint_path);
+  }
+
+ public:
 
   /// Runs the remaining steps up to options.steps, printing progress to `log` (nullptr = silent), and
   /// writes a final checkpoint when checkpoint_path is set.
@@ -156,18 +212,15 @@ class Trainer {
     TrainingHistory h;
     h.first_step = step_ + 1;
     const auto t0 = clock::now();
-    double window = 0;
-    index_t in_window = 0;
+    train_started_ = t0;
+    training_ = true;
     const index_t start = step_;
     while (step_ < opt_.steps) {
-      const double l = step();
-      h.step_loss.push_back(l);
-      window += l;
-      ++in_window;
+      h.step_loss.push_back(optimise());
       if ((opt_.log_every > 0 && step_ % opt_.log_every == 0) || step_ == opt_.steps) {
-        const double mean = window / static_cast<double>(in_window);
-        h.logged_steps.push_back(step_);
-        h.logged_loss.push_back(mean);
+        const double mean = window_sum_ / static_cast<double>(window_count_);
+        logged_steps_.push_back(step_);
+        logged_loss_.push_back(mean);
         if (log) {
           const double secs = std::chrono::duration<double>(clock::now() - t0).count();
           const double rate = secs > 0 ? static_cast<double>(step_ - start) / secs : 0.0;
@@ -178,14 +231,20 @@ class Trainer {
                         detail::format_duration(eta).c_str());
           *log << buf << '\n' << std::flush;
         }
-        window = 0;
-        in_window = 0;
+        window_sum_ = 0;
+        window_count_ = 0;
       }
+      checkpoint_if_due();  // after the progress line, so that the checkpoint holds the curve up to here
     }
     if (!opt_.checkpoint_path.empty() && step_ > start &&
         !(opt_.checkpoint_every > 0 && step_ % opt_.checkpoint_every == 0))
       save_checkpoint(opt_.checkpoint_path);
     h.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    training_ = false;
+    seconds_before_ += h.seconds;
+    h.total_seconds = seconds_before_;
+    h.logged_steps = logged_steps_;
+    h.logged_loss = logged_loss_;
     return h;
   }
 
@@ -202,25 +261,56 @@ class Trainer {
                      {"lr", std::to_string(opt_.lr)},
                      {"batch_size", std::to_string(opt_.batch_size)},
                      {"grad_accumulate", std::to_string(opt_.grad_accumulate)},
-                     {"ema_decay", std::to_string(opt_.ema_decay)}};
+                     {"ema_decay", std::to_string(opt_.ema_decay)},
+                     {"data", data_fingerprint_},
+                     {"logged_steps", detail::join_numbers(logged_steps_)},
+                     {"logged_loss", detail::join_numbers(logged_loss_)},
+                     {"train_seconds", detail::join_numbers(std::vector<double>{elapsed_seconds()})},
+                     {"loss_interval", detail::join_numbers(std::vector<double>{window_sum_, double(window_count_)})}};
     nn::save_checkpoint(path, params_, meta, extras());
   }
 
-  /// Restores model, EMA and optimizer state and the step counter from save_checkpoint()'s file.
+  /// Restores model, EMA and optimizer state, the step counter and the logged loss curve from
+  /// save_checkpoint()'s file. The checkpoint must come from the same training data (fingerprint), the
+  /// same schedule length and the same minibatch layout (batch_size, grad_accumulate), or the continued
+  /// run would not be the one that was stopped.
   nn::CheckpointMeta resume(const std::filesystem::path& path) {
-    auto meta = nn::load_checkpoint(path, params_, extras());
+    // Check the metadata first, so that a refused checkpoint leaves the model untouched.
+    const auto peek = nn::read_checkpoint_meta(path);
     const auto get = [&](const char* key) -> std::string {
-      const auto it = meta.metadata.find(key);
-      require<FormatError>(it != meta.metadata.end(), path.string(), ": not a Trainer checkpoint (no '", key, "')");
+      const auto it = peek.metadata.find(key);
+      require<FormatError>(it != peek.metadata.end(), path.string(), ": not a Trainer checkpoint (no '", key, "')");
       return it->second;
     };
     require<ConfigError>(get("diffusion_steps") == std::to_string(static_cast<index_t>(schedule_.num_steps())),
                          path.string(), ": trained with ", get("diffusion_steps"), " diffusion steps, the schedule has ",
                          schedule_.num_steps());
+    const auto same = [&](const char* key, const std::string& ours) {
+      require<ConfigError>(get(key) == ours, path.string(), ": its ", key, " is ", get(key), ", this trainer's is ", ours,
+                           "; resuming would not continue that run");
+    };
+    same("batch_size", std::to_string(opt_.batch_size));
+    same("grad_accumulate", std::to_string(opt_.grad_accumulate));
+    same("data", data_fingerprint_);
+    auto logged_steps = detail::split_numbers<index_t>(get("logged_steps"), path.string() + " logged_steps");
+    auto logged_loss = detail::split_numbers<double>(get("logged_loss"), path.string() + " logged_loss");
+    const auto seconds = detail::split_numbers<double>(get("train_seconds"), path.string() + " train_seconds");
+    const auto interval = detail::split_numbers<double>(get("loss_interval"), path.string() + " loss_interval");
+    require<FormatError>(logged_steps.size() == logged_loss.size() && seconds.size() == 1 && interval.size() == 2, path.string(),
+                         ": malformed logged loss curve");
+    auto meta = nn::load_checkpoint(path, params_, extras());
     adam_.set_step_count(std::stoll(get("adam_step")));
     step_ = static_cast<index_t>(meta.step);
+    logged_steps_ = std::move(logged_steps);
+    logged_loss_ = std::move(logged_loss);
+    seconds_before_ = seconds.front();
+    window_sum_ = interval[0];
+    window_count_ = static_cast<index_t>(interval[1]);
     return meta;
   }
+
+  /// The fingerprint of the training data stored in checkpoints ("[shape] crc32" of windows and condition).
+  const std::string& data_fingerprint() const { return data_fingerprint_; }
 
   /// Writes the EMA weights into `target` (a model of the same architecture, e.g. for evaluation).
   void copy_ema_to(Net& target) const { ema_.copy_to(nn::parameters_of<T>(target)); }
@@ -271,6 +361,10 @@ class Trainer {
     a.lr = o.lr;
     return a;
   }
+  double elapsed_seconds() const {
+    return seconds_before_ +
+           (training_ ? std::chrono::duration<double>(std::chrono::steady_clock::now() - train_started_).count() : 0.0);
+  }
   nn::NamedTensors<T> extras() {
     nn::NamedTensors<T> e = ema_.shadow();
     for (auto& s : adam_.state()) e.push_back(s);
@@ -294,9 +388,17 @@ class Trainer {
   nn::ParameterList<T> params_;
   nn::optim::Adam<T> adam_;
   nn::optim::Ema<T> ema_;
+  std::string data_fingerprint_ = "x " + detail::fingerprint(data_.x) + ", condition " + detail::fingerprint(data_.condition);
   index_t step_ = 0;
   index_t perm_epoch_ = -1;
   std::vector<index_t> perm_;
+  std::vector<index_t> logged_steps_;  // the loss curve since step 1
+  std::vector<double> logged_loss_;
+  double window_sum_ = 0;  // loss sum and step count of the progress interval in flight
+  index_t window_count_ = 0;
+  double seconds_before_ = 0;  // training time before this train() call (earlier calls, resumed runs)
+  std::chrono::steady_clock::time_point train_started_{};
+  bool training_ = false;
 };
 
 /// Loads a Trainer checkpoint into `model` for evaluation: the EMA weights (use_ema) or the raw weights.

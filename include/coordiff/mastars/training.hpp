@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <ostream>
 
 #include <nlohmann/json.hpp>
@@ -209,15 +210,32 @@ nlohmann::json train_return_value(Model<T>& m, const data::OfflineDataset<T>& d,
   return r;
 }
 
-/// Fits the normalisers if the model has none yet, then trains the denoiser; returns its report (also
-/// stored under model.report["diffusion"]).
+/// Fits the normalisers if the model has none yet and trains what the diffusion windows depend on: the CBF
+/// (it labels the windows with cbf_label "barrier", and guides and filters safe generation) on datasets with
+/// costs, and V_r when safety.return_value is "expectile". train_diffusion calls it; a caller that saves
+/// the model before a long diffusion run calls it first, so that a resumed run sees the same windows.
 template <class T>
-nlohmann::json train_diffusion(Model<T>& m, const data::OfflineDataset<T>& d, std::ostream* log = nullptr) {
+void train_diffusion_prerequisites(Model<T>& m, const data::OfflineDataset<T>& d, std::ostream* log = nullptr) {
   if (m.obs_norm.features() <= 0) m.fit_normalizers(d);
-  // The CBF labels the windows (cbf_label "barrier") and guides and filters safe generation: train it first.
   if (!d.costs.empty() && !m.has_cbf()) train_barrier(m, d, log);
-  // V_r gives the windows' return condition when safety.return_value is "expectile".
   if (m.config.safety.expectile_return() && !m.has_return_value()) train_return_value(m, d, log);
+}
+
+/// Checkpoints of a diffusion training run, so that a long run can stop and continue (e.g. across
+/// sessions of a CPU job, or to extend a finished run to more steps).
+struct DiffusionCheckpoints {
+  std::filesystem::path path;  ///< the checkpoint file (weights, EMA, Adam moments, step, loss curve); empty = none
+  index_t every = 0;           ///< steps between checkpoints; 0 = only at the end
+  bool resume = false;         ///< continue from `path` when it exists (the data and minibatch layout must match)
+};
+
+/// Trains the denoiser (after train_diffusion_prerequisites) up to diffusion.train_steps steps, from the
+/// checkpoint when `checkpoints.resume` is set and it exists; leaves the EMA weights in the model and
+/// returns the report (also stored under model.report["diffusion"]).
+template <class T>
+nlohmann::json train_diffusion(Model<T>& m, const data::OfflineDataset<T>& d, std::ostream* log = nullptr,
+                               const DiffusionCheckpoints& checkpoints = {}) {
+  train_diffusion_prerequisites(m, d, log);
   const auto& c = m.config.diffusion;
   auto windows = diffusion_windows(m, d);
   const index_t n_windows = windows.size();
@@ -227,14 +245,21 @@ nlohmann::json train_diffusion(Model<T>& m, const data::OfflineDataset<T>& d, st
   opt.loss.condition_dropout = c.condition_dropout;
   opt.log_every = std::max<index_t>(1, c.train_steps / 20);
   opt.architecture = "coordiff::nn::MultiAgentUNet (MASTARS diffusion model)";
+  opt.checkpoint_path = checkpoints.path.string(), opt.checkpoint_every = checkpoints.every;
   diffusion::Trainer trainer(m.net, schedule::Cosine(c.diffusion_steps), std::move(windows), opt);
+  index_t resumed_from = 0;
+  if (checkpoints.resume && !checkpoints.path.empty() && std::filesystem::exists(checkpoints.path)) {
+    resumed_from = static_cast<index_t>(trainer.resume(checkpoints.path).step);
+    if (log) *log << "diffusion: resuming " << checkpoints.path.string() << " at step " << resumed_from << " of " << c.train_steps << "\n";
+  }
   const auto history = trainer.train(log);
   trainer.copy_ema_to(m.net);
   nlohmann::json r = {{"windows", n_windows},
-                      {"steps", c.train_steps},
-                      {"seconds", history.seconds},
+                      {"steps", std::max(c.train_steps, trainer.current_step())},
+                      {"seconds", history.total_seconds},
                       {"logged_steps", history.logged_steps},
                       {"logged_loss", history.logged_loss}};
+  if (resumed_from > 0) r["resumed_from"] = resumed_from;
   m.report["diffusion"] = r;
   return r;
 }

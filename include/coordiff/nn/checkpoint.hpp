@@ -103,16 +103,13 @@ void save_checkpoint(const std::filesystem::path& path, const ParameterList<T>& 
   io::write_file_atomic(path, file);
 }
 
-/// Loads into `model` (and `extra`), converting float <-> double. Throws FormatError for a damaged or
-/// foreign file and ShapeError/FormatError naming the first tensor that differs from the model.
-template <class T>
-CheckpointMeta load_checkpoint(const std::filesystem::path& path, const ParameterList<T>& model,
-                               const NamedTensors<T>& extra = {}) {
-  const std::string ctx = path.string();
-  const auto bytes = io::read_file(path);
+namespace detail {
+/// Checks magic, version, size and CRC of a checkpoint's bytes and reads its header; returns the header and
+/// a cursor on the first byte after it (the tensor counts).
+inline std::pair<CheckpointMeta, CkptCursor> open_checkpoint(const std::vector<unsigned char>& bytes, const std::string& ctx) {
   if (bytes.size() < 24 || std::memcmp(bytes.data(), "CDIFFCKP", 8) != 0)
     throw FormatError(ctx + ": not a coordiff checkpoint (bad magic)");
-  detail::CkptCursor head{bytes.data(), bytes.size(), 8, ctx};
+  CkptCursor head{bytes.data(), bytes.size(), 8, ctx};
   const auto version = head.u(4);
   if (version > kCheckpointVersion)
     throw FormatError(ctx + ": checkpoint format version " + std::to_string(version) + " is newer than supported (" +
@@ -123,7 +120,7 @@ CheckpointMeta load_checkpoint(const std::filesystem::path& path, const Paramete
     throw FormatError(ctx + ": truncated checkpoint (payload " + std::to_string(bytes.size() - head.pos) + " of " +
                       std::to_string(size) + " bytes)");
   if (io::zip::detail::crc32_of(bytes.data() + head.pos, size) != crc) throw FormatError(ctx + ": CRC32 mismatch (corrupt checkpoint)");
-  detail::CkptCursor c{bytes.data() + head.pos, static_cast<std::size_t>(size), 0, ctx};
+  CkptCursor c{bytes.data() + head.pos, static_cast<std::size_t>(size), 0, ctx};
   CheckpointMeta meta;
   meta.architecture = c.str();
   meta.step = c.u(8);
@@ -132,6 +129,23 @@ CheckpointMeta load_checkpoint(const std::filesystem::path& path, const Paramete
     std::string k = c.str();
     meta.metadata[k] = c.str();
   }
+  return {std::move(meta), c};
+}
+}  // namespace detail
+
+/// The header (architecture, step, metadata) of a checkpoint, after checking the whole file's integrity.
+inline CheckpointMeta read_checkpoint_meta(const std::filesystem::path& path) {
+  return detail::open_checkpoint(io::read_file(path), path.string()).first;
+}
+
+/// Loads into `model` (and `extra`), converting float <-> double. Throws FormatError for a damaged or
+/// foreign file and ShapeError/FormatError naming the first tensor that differs from the model.
+template <class T>
+CheckpointMeta load_checkpoint(const std::filesystem::path& path, const ParameterList<T>& model,
+                               const NamedTensors<T>& extra = {}) {
+  const std::string ctx = path.string();
+  const auto bytes = io::read_file(path);
+  auto [meta, c] = detail::open_checkpoint(bytes, ctx);
   const auto nmodel = c.u(4);
   const auto ntensors = c.u(4);
   if (nmodel > ntensors) throw FormatError(ctx + ": corrupt tensor counts");
