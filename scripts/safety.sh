@@ -10,11 +10,14 @@
 #                     [--conditions "return cbf_return cbf_expectile"] (models to train; rows of missing ones are skipped)
 #                     [--train-steps N] (diffusion steps; other than the config's, the work and record folders get a
 #                      _steps<N> suffix). Diffusion training resumes from its checkpoint, so a stopped run continues.
+#                     [--rows "unconstrained cbf_conditioned ..."] (rows to run; default all)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 task=double-integrator; agents="4 8"; seeds="0 1 2"; episodes=100; data_episodes=""
 conditions="return cbf_return cbf_expectile"; train_steps=""
+all_rows="nominal unconstrained cbf_conditioned cbf_guided cbf_guided_g10 cbf_guided_filtered cbf_expectile cbf_expectile_guided_g10"
+rows=$all_rows
 while [ $# -gt 0 ]; do
   case "$1" in
     --task) task=$2; shift 2 ;;
@@ -24,6 +27,7 @@ while [ $# -gt 0 ]; do
     --data-episodes) data_episodes=$2; shift 2 ;;
     --conditions) conditions=$2; shift 2 ;;
     --train-steps) train_steps=$2; shift 2 ;;
+    --rows) rows=$2; shift 2 ;;
     *) echo "safety.sh: unknown flag '$1'" >&2; exit 2 ;;
   esac
 done
@@ -32,6 +36,9 @@ case "$task" in
   safe-spread) config=data/safety/safe_spread.json; target=1; data_episodes=${data_episodes:-1000}; agents=3 ;;
   *) echo "safety.sh: --task must be double-integrator or safe-spread, got '$task'" >&2; exit 2 ;;
 esac
+for row in $rows; do
+  case " $all_rows " in *" $row "*) ;; *) echo "safety.sh: --rows takes $all_rows; got '$row'" >&2; exit 2 ;; esac
+done
 config_steps=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["diffusion"]["train_steps"])' "$config")
 case "$train_steps" in
   ""|"$config_steps") train_steps=$config_steps; suffix="" ;;
@@ -82,6 +89,7 @@ PY
   for seed in $seeds; do
     run() {  # name, then plan flags
       local name=$1; shift
+      case " $rows " in *" $name "*) ;; *) return 0 ;; esac
       # A row whose model is not trained (see --conditions) is skipped.
       local args=("$@") i
       for ((i = 0; i + 1 < ${#args[@]}; i++)); do

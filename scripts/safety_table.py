@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Prints the markdown table of docs/safety.md from the plan results under docs/results/safety/N<agents>/
-(the double integrator) and docs/results/safety/safe_spread/ (<variant>_s<seed>.json, written by
-scripts/safety.sh): per task and variant, mean +- std over the seeds found (population std), each seed's
+(the double integrator) and docs/results/safety/safe_spread/, each with an optional _steps<S> suffix for
+models trained S diffusion steps (<variant>_s<seed>.json, written by scripts/safety.sh): per task and variant, mean +- std over the seeds found (population std), each seed's
 value of 100 or more episodes pooled into its mean."""
 import json
 import pathlib
+import re
 import statistics
 import sys
 
@@ -29,9 +30,21 @@ def cell(values, scale=1.0, digits=1):
 
 print("| task | planner | seeds | safe episodes % | cost / episode | normalised return | plan ms / env step |")
 print("|---|---|---|---:|---:|---:|---:|")
-tasks = sorted(root.glob("N*"), key=lambda p: int(p.name[1:])) + [p for p in [root / "safe_spread"] if p.is_dir()]
-for team in tasks:
-    name = "SafeSpread" if team.name == "safe_spread" else f"DI N = {team.name[1:]}"
+
+def task_of(folder):
+    """(sort key, label, folder) of a results folder, or None for other folders."""
+    m = re.fullmatch(r"(?:N(\d+)|safe_spread)(?:_steps(\d+))?", folder.name)
+    if not m or not folder.is_dir():
+        return None
+    agents, steps = m.group(1), m.group(2)
+    label = f"DI N = {agents}" if agents else "SafeSpread"
+    if steps:
+        label += f", {int(steps):,} steps"
+    return (int(agents) if agents else 10**6, int(steps or 0)), label, folder
+
+
+tasks = sorted((t for t in map(task_of, root.iterdir()) if t), key=lambda t: t[0]) if root.is_dir() else []
+for _, name, team in tasks:
     for key, label in variants:
         runs = sorted(team.glob(f"{key}_s*.json"))
         if not runs:
