@@ -51,8 +51,15 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOORDIFF_BUILD_TEST
   -DCOORDIFF_BUILD_APPS=ON -DCOORDIFF_NATIVE=ON > /dev/null
 cmake --build "$build" -j"$(nproc)" --target coordiff_cli
 tool="$build/apps/coordiff"
-# A model is trained once train-aux has written its inverse dynamics into the report.
-trained() { [ -f "$1/report.json" ] && grep -q '"inverse_dynamics"' "$1/report.json"; }
+# A model is trained once its diffusion part has run --train-steps and train-aux has written its inverse
+# dynamics into the report (a model copied from a shorter run is extended from its checkpoint).
+trained() {
+  [ -f "$1/report.json" ] && python3 - "$1/report.json" "$train_steps" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+sys.exit(0 if r.get("diffusion", {}).get("steps", 0) >= int(sys.argv[2]) and "inverse_dynamics" in r.get("auxiliary", {}) else 1)
+PY
+}
 # One thread per process: the networks are small, and runs share the machine with other jobs.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 for n in $agents; do
