@@ -268,11 +268,13 @@ cd::mastars::Model<float> open_model(const std::map<std::string, std::string>& f
     m = cd::mastars::Model<float>::load(dir);
     m.require_compatible(d, "open");
     if (f.count("config")) {
-      auto given = cd::mastars::to_json(cd::mastars::load_config(f.at("config")));
-      auto stored = cd::mastars::to_json(m.config);
-      given["diffusion"].erase("train_steps"), stored["diffusion"].erase("train_steps");
-      cd::require<cd::ConfigError>(given == stored, "--resume: ", f.at("config"), " differs from ", (dir / "config.json").string(),
+      const cd::mastars::Config given = cd::mastars::load_config(f.at("config"));
+      auto given_json = cd::mastars::to_json(given), stored_json = cd::mastars::to_json(m.config);
+      given_json["diffusion"].erase("train_steps"), stored_json["diffusion"].erase("train_steps");
+      cd::require<cd::ConfigError>(given_json == stored_json, "--resume: ", f.at("config"), " differs from ",
+                                   (dir / "config.json").string(),
                                    " (beyond diffusion.train_steps); a resumed run keeps the model directory's config");
+      m.config.diffusion.train_steps = given.diffusion.train_steps;  // the run's new length
     }
   } else {
     const cd::mastars::Config cfg = f.count("config") ? cd::mastars::load_config(f.at("config")) : cd::mastars::Config{};

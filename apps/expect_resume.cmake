@@ -1,5 +1,5 @@
-# train-diffusion --resume: a run stopped at step 4 and resumed to step 8 writes the same model, byte for
-# byte, and the same loss curve as one uninterrupted 8-step run (the checkpoints differ only in the wall
+# train-diffusion --resume: a run stopped at step 4 and resumed to step 20 writes the same model, byte for
+# byte, and the same loss curve as one uninterrupted 20-step run (the checkpoints differ only in the wall
 # time they record); a resume with a different config, or of a model without its checkpoint, is refused
 # (exit code 2) and leaves the model untouched.
 # Inputs: EXE, DATASET, CONFIG, OTHER_CONFIG, WORK.
@@ -13,9 +13,10 @@ function(run_tool)
   set(last_err "${err}" PARENT_SCOPE)
 endfunction()
 set(common --dataset ${DATASET} --config ${CONFIG} --checkpoint-every 3)
-run_tool(train-diffusion ${common} --model ${WORK}/straight --steps 8)
+# The run's length: CONFIG's train_steps (20), or --steps; the resume takes it from CONFIG.
+run_tool(train-diffusion ${common} --model ${WORK}/straight)
 run_tool(train-diffusion ${common} --model ${WORK}/stopped --steps 4)
-run_tool(train-diffusion ${common} --model ${WORK}/stopped --steps 8 --resume 1)
+run_tool(train-diffusion ${common} --model ${WORK}/stopped --resume 1)
 string(FIND "${last_err}" "resuming" at)
 if(at EQUAL -1)
   message(FATAL_ERROR "the resumed run did not resume:\n${last_err}")
