@@ -425,6 +425,12 @@ int model_report(int argc, char** argv) {
   if (g.contains("kinematic_residual_generated"))
     std::cout << ", kinematic residual " << g["kinematic_residual_generated"].get<double>() << " (real "
               << g["kinematic_residual_real"].get<double>() << ")";
+  if (g.contains("cbf_satisfied_generated")) {
+    std::cout << ", CBF satisfied " << g["cbf_satisfied_generated"].get<double>();
+    if (g.contains("cbf_satisfied_generated_condition_0"))
+      std::cout << " (CBF condition 0: " << g["cbf_satisfied_generated_condition_0"].get<double>() << ")";
+    std::cout << " (real " << g["cbf_satisfied_real"].get<double>() << ")";
+  }
   std::cout << "\nwrote " << out << "\n";
   return 0;
 }

@@ -10,6 +10,7 @@
 #include "coordiff/env/double_integrator_collect.hpp"
 #include "coordiff/env/mpe/safe_spread_behaviour.hpp"
 #include "coordiff/mastars/augment.hpp"
+#include "coordiff/mastars/diagnostics.hpp"
 #include "coordiff/guidance/chain.hpp"
 #include "coordiff/guidance/classifier_free.hpp"
 #include "coordiff/guidance/cost_gradient.hpp"
@@ -239,6 +240,22 @@ TEST_CASE("planning: the closed-loop diffusion planner acts reproducibly, and ru
   CHECK(a1.storage() != a3.storage());  // another step draws other noise
   CHECK(planner.last_accepted() <= 2);
   CHECK_THROWS_AS(planner(Tensor<double>({2, 3, 5}), 0), ShapeError);
+
+  // model-report's CBF rates: the real one is the share of the picked windows whose "barrier" label is 1.
+  mastars::DiagnosticsOptions dopt;
+  dopt.windows = 6, dopt.levels = {0}, dopt.ddim_steps = 2;
+  const auto report = mastars::diagnose(m, d, dopt)["generation"];
+  const auto windows = mastars::diffusion_windows(m, d);
+  const auto pick = mastars::detail::pick_windows(windows.size(), dopt.windows, dopt.seed);
+  double labelled = 0;
+  for (index_t k : pick)
+    for (index_t a = 0; a < di.agents; ++a) labelled += windows.condition(k, a, 0) / double(pick.size() * di.agents);
+  CHECK(std::abs(report["cbf_satisfied_real"].get<double>() - labelled) < 1e-12);
+  for (const char* key : {"cbf_satisfied_generated", "cbf_satisfied_generated_condition_0"}) {
+    REQUIRE_MESSAGE(report.contains(key), key);
+    CHECK(report[key].get<double>() >= 0);
+    CHECK(report[key].get<double>() <= 1);
+  }
   // Without the CBF the guided or filtered planners refuse to start.
   auto untrained = mastars::Model<float>::create(cfg, di.agents, di.obs_dim(), 2);
   untrained.fit_normalizers(d);

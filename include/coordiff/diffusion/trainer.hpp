@@ -279,7 +279,8 @@ class Trainer {
     const auto peek = nn::read_checkpoint_meta(path);
     const auto get = [&](const char* key) -> std::string {
       const auto it = peek.metadata.find(key);
-      require<FormatError>(it != peek.metadata.end(), path.string(), ": not a Trainer checkpoint (no '", key, "')");
+      require<FormatError>(it != peek.metadata.end(), path.string(), ": not a Trainer checkpoint, or one written before its '", key,
+                           "' entry existed (train again to resume)");
       return it->second;
     };
     require<ConfigError>(get("diffusion_steps") == std::to_string(static_cast<index_t>(schedule_.num_steps())),

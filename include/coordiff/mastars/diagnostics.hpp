@@ -7,7 +7,10 @@
 //   generation  windows generated from each picked window's first step (the joint planner's setting:
 //               HistoryPrefix{1}, DDIM over `ddim_steps`) scored by the eq. 6 dynamics filter, beside the
 //               real windows' score; for MPE data (velocity, then position, first in every observation)
-//               also the kinematic residual |p_{t+1} - p_t - dt v_{t+1}|, exactly 0 in the simulator.
+//               also the kinematic residual |p_{t+1} - p_t - dt v_{t+1}|, exactly 0 in the simulator; for
+//               models with a CBF the fraction of agent windows that satisfy it (eq. 8 >= 0 with every step
+//               counted safe, the "barrier" window label), generated and real, and for (CBF, return)-
+//               conditioned models also generated with the CBF condition 0: whether the condition steers.
 // A model whose windows are not dynamically consistent cannot plan or augment well, whatever the guidance.
 #include <cmath>
 #include <cstdint>
@@ -115,6 +118,23 @@ inline nlohmann::json diagnose(Model<float>& m, const data::OfflineDataset<float
   if (env == "spread" || env == "safe-spread" || env == "tag" || env == "world") {
     gj["kinematic_residual_generated"] = detail::kinematic_residual(m.obs_norm.unnormalize(g.samples), env::mpe::kDt);
     gj["kinematic_residual_real"] = detail::kinematic_residual(m.obs_norm.unnormalize(x0), env::mpe::kDt);
+  }
+  if (m.has_cbf()) {
+    const safety::CbfLossOptions co = m.cbf_options();
+    const auto satisfied = [&](const Tensor<float>& w) {
+      const Tensor<float> y = safety::cbf_satisfaction<float>(m.barrier, w, nullptr, co);
+      index_t n = 0;
+      for (float v : y) n += v >= 0 ? 1 : 0;
+      return double(n) / double(y.size());
+    };
+    gj["cbf_satisfied_real"] = satisfied(x0);
+    gj["cbf_satisfied_generated"] = satisfied(g.samples);
+    if (m.config.safety.conditions_on_cbf()) {
+      batch.condition.value = m.condition_value(B, o.target, 0.0);  // the same noise, the CBF condition off
+      auto g0 = gen.generate(batch);
+      m.obs_norm.restore_constant_features(g0.samples);
+      gj["cbf_satisfied_generated_condition_0"] = satisfied(g0.samples);
+    }
   }
   r["generation"] = gj;
   return r;
