@@ -429,7 +429,8 @@ int model_report(int argc, char** argv) {
     std::cout << ", CBF satisfied " << g["cbf_satisfied_generated"].get<double>();
     if (g.contains("cbf_satisfied_generated_condition_0"))
       std::cout << " (CBF condition 0: " << g["cbf_satisfied_generated_condition_0"].get<double>() << ")";
-    std::cout << " (real " << g["cbf_satisfied_real"].get<double>() << ")";
+    std::cout << " (real " << g["cbf_satisfied_real"].get<double>() << "), h >= 0 throughout "
+              << g["cbf_h_nonnegative_generated"].get<double>() << " (real " << g["cbf_h_nonnegative_real"].get<double>() << ")";
   }
   std::cout << "\nwrote " << out << "\n";
   return 0;

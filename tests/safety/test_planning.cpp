@@ -251,7 +251,10 @@ TEST_CASE("planning: the closed-loop diffusion planner acts reproducibly, and ru
   for (index_t k : pick)
     for (index_t a = 0; a < di.agents; ++a) labelled += windows.condition(k, a, 0) / double(pick.size() * di.agents);
   CHECK(std::abs(report["cbf_satisfied_real"].get<double>() - labelled) < 1e-12);
-  for (const char* key : {"cbf_satisfied_generated", "cbf_satisfied_generated_condition_0"}) {
+  // h >= 0 throughout is part of eq. 8's condition: a window that satisfies eq. 8 has it.
+  CHECK(report["cbf_h_nonnegative_real"].get<double>() >= report["cbf_satisfied_real"].get<double>());
+  for (const char* key : {"cbf_satisfied_generated", "cbf_satisfied_generated_condition_0", "cbf_h_nonnegative_generated",
+                          "cbf_h_nonnegative_generated_condition_0"}) {
     REQUIRE_MESSAGE(report.contains(key), key);
     CHECK(report[key].get<double>() >= 0);
     CHECK(report[key].get<double>() <= 1);

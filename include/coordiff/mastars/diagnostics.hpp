@@ -9,8 +9,9 @@
 //               real windows' score; for MPE data (velocity, then position, first in every observation)
 //               also the kinematic residual |p_{t+1} - p_t - dt v_{t+1}|, exactly 0 in the simulator; for
 //               models with a CBF the fraction of agent windows that satisfy it (eq. 8 >= 0 with every step
-//               counted safe, the "barrier" window label), generated and real, and for (CBF, return)-
-//               conditioned models also generated with the CBF condition 0: whether the condition steers.
+//               counted safe, the "barrier" window label; and h >= 0 alone), generated and real, and for
+//               (CBF, return)-conditioned models also generated with the CBF condition 0: whether the
+//               condition steers.
 // A model whose windows are not dynamically consistent cannot plan or augment well, whatever the guidance.
 #include <cmath>
 #include <cstdint>
@@ -121,19 +122,29 @@ inline nlohmann::json diagnose(Model<float>& m, const data::OfflineDataset<float
   }
   if (m.has_cbf()) {
     const safety::CbfLossOptions co = m.cbf_options();
-    const auto satisfied = [&](const Tensor<float>& w) {
+    // Shares of agent windows satisfying eq. 8 (h >= 0 and dh/dt + alpha h >= 0 throughout), and h >= 0 alone.
+    const auto rates = [&](const Tensor<float>& w, const std::string& suffix) {
       const Tensor<float> y = safety::cbf_satisfaction<float>(m.barrier, w, nullptr, co);
-      index_t n = 0;
-      for (float v : y) n += v >= 0 ? 1 : 0;
-      return double(n) / double(y.size());
+      const Tensor<float> h = m.barrier.values(w.reshape({w.dim(0) * w.dim(1) * w.dim(2), w.dim(3)}));
+      const index_t N = w.dim(0), H = w.dim(1);
+      index_t sat = 0, nonneg = 0;
+      for (index_t b = 0; b < N; ++b)
+        for (index_t a = 0; a < A; ++a) {
+          bool ok = true;
+          for (index_t t = 0; t < H; ++t) ok = ok && h[(b * H + t) * A + a] >= 0;
+          nonneg += ok ? 1 : 0;
+          sat += y(b, a) >= 0 ? 1 : 0;
+        }
+      gj["cbf_satisfied_" + suffix] = double(sat) / double(N * A);
+      gj["cbf_h_nonnegative_" + suffix] = double(nonneg) / double(N * A);
     };
-    gj["cbf_satisfied_real"] = satisfied(x0);
-    gj["cbf_satisfied_generated"] = satisfied(g.samples);
+    rates(x0, "real");
+    rates(g.samples, "generated");
     if (m.config.safety.conditions_on_cbf()) {
       batch.condition.value = m.condition_value(B, o.target, 0.0);  // the same noise, the CBF condition off
       auto g0 = gen.generate(batch);
       m.obs_norm.restore_constant_features(g0.samples);
-      gj["cbf_satisfied_generated_condition_0"] = satisfied(g0.samples);
+      rates(g0.samples, "generated_condition_0");
     }
   }
   r["generation"] = gj;
