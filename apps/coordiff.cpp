@@ -432,6 +432,12 @@ int model_report(int argc, char** argv) {
     std::cout << " (real " << g["cbf_satisfied_real"].get<double>() << "), h >= 0 throughout "
               << g["cbf_h_nonnegative_generated"].get<double>() << " (real " << g["cbf_h_nonnegative_real"].get<double>() << ")";
   }
+  if (g.contains("safe_windows_generated")) {
+    std::cout << ", windows without a dangerous step " << g["safe_windows_generated"].get<double>();
+    if (g.contains("safe_windows_generated_condition_0"))
+      std::cout << " (CBF condition 0: " << g["safe_windows_generated_condition_0"].get<double>() << ")";
+    std::cout << " (real " << g["safe_windows_real"].get<double>() << ")";
+  }
   std::cout << "\nwrote " << out << "\n";
   return 0;
 }

@@ -7,7 +7,9 @@
 # models go to runs/safety.
 #   scripts/safety.sh [--task double-integrator|safe-spread] [--agents "4 8"] [--seeds "0 1 2"] [--episodes 100]
 #                     [--data-episodes N (double integrator 500, SafeSpread 1000)]
-#                     [--conditions "return cbf_return cbf_expectile"] (models to train; rows of missing ones are skipped)
+#                     [--conditions "return cbf_return cbf_expectile cbf_cost_return"] (models to train; rows of
+#                      missing ones are skipped; cbf_cost_return: the CBF condition labelled by cost, not trained
+#                      by default)
 #                     [--train-steps N] (diffusion steps; other than the config's, the work and record folders get a
 #                      _steps<N> suffix). Diffusion training resumes from its checkpoint, so a stopped run continues.
 #                     [--rows "unconstrained cbf_conditioned ..."] (rows to run; default all)
@@ -16,7 +18,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 task=double-integrator; agents="4 8"; seeds="0 1 2"; episodes=100; data_episodes=""
 conditions="return cbf_return cbf_expectile"; train_steps=""
-all_rows="nominal unconstrained cbf_conditioned cbf_guided cbf_guided_g10 cbf_guided_filtered cbf_expectile cbf_expectile_guided_g10"
+all_rows="nominal unconstrained cbf_conditioned cbf_guided cbf_guided_g10 cbf_guided_filtered cbf_expectile cbf_expectile_guided_g10 cbf_cost_conditioned cbf_cost_guided_g10"
 rows=$all_rows
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -52,14 +54,18 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOORDIFF_BUILD_TEST
 cmake --build "$build" -j"$(nproc)" --target coordiff_cli
 tool="$build/apps/coordiff"
 # A model is trained once its diffusion part has run --train-steps and train-aux has written its inverse
-# dynamics into the report (a model copied from a shorter run is extended from its checkpoint).
-trained() {
-  [ -f "$1/report.json" ] && python3 - "$1/report.json" "$train_steps" <<'PY'
+# dynamics into the report. Each part is trained only when missing: a second train-aux would warm-start the
+# auxiliary models of a model copied from a shorter run, mixing a second change into a comparison.
+report_has() {  # model dir, "diffusion" or "auxiliary"
+  [ -f "$1/report.json" ] && python3 - "$1/report.json" "$train_steps" "$2" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-sys.exit(0 if r.get("diffusion", {}).get("steps", 0) >= int(sys.argv[2]) and "inverse_dynamics" in r.get("auxiliary", {}) else 1)
+if sys.argv[3] == "diffusion":
+    sys.exit(0 if r.get("diffusion", {}).get("steps", 0) >= int(sys.argv[2]) else 1)
+sys.exit(0 if "inverse_dynamics" in r.get("auxiliary", {}) else 1)
 PY
 }
+trained() { report_has "$1" diffusion && report_has "$1" auxiliary; }
 # One thread per process: the networks are small, and runs share the machine with other jobs.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 for n in $agents; do
@@ -75,11 +81,12 @@ for n in $agents; do
   # return: the unconstrained planner; cbf_return: paper 001's (CBF, return-to-go) condition; cbf_expectile:
   # the same with the expectile return of eqs. 15-16.
   for cond in $conditions; do
-    case "$cond" in return|cbf_return|cbf_expectile) ;;
-      *) echo "safety.sh: --conditions takes return, cbf_return, cbf_expectile; got '$cond'" >&2; exit 2 ;;
+    case "$cond" in return|cbf_return|cbf_expectile|cbf_cost_return) ;;
+      *) echo "safety.sh: --conditions takes return, cbf_return, cbf_expectile, cbf_cost_return; got '$cond'" >&2
+         exit 2 ;;
     esac
     model=$work/model_$cond
-    if ! trained "$model"; then
+    if ! report_has "$model" diffusion; then
       python3 - "$config" "$cond" "$work/config_$cond.json" "$train_steps" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1])); cond = sys.argv[2]
@@ -87,11 +94,13 @@ c["diffusion"]["train_steps"] = int(sys.argv[4])
 c["safety"]["condition"] = "return" if cond == "return" else "cbf_return"
 if cond == "cbf_expectile":
     c["safety"]["return_value"] = "expectile"
+if cond == "cbf_cost_return":
+    c["safety"]["cbf_label"] = "cost"
 json.dump(c, open(sys.argv[3], "w"), indent=1)
 PY
       "$tool" train-diffusion --dataset "$data" --model "$model" --config "$work/config_$cond.json" --resume 1
-      "$tool" train-aux --dataset "$data" --model "$model"
     fi
+    report_has "$model" auxiliary || "$tool" train-aux --dataset "$data" --model "$model"
   done
   for seed in $seeds; do
     run() {  # name, then plan flags
@@ -114,6 +123,8 @@ PY
     run cbf_guided_filtered --planner guided-filtered --model "$work/model_cbf_return"
     run cbf_expectile --planner diffusion --model "$work/model_cbf_expectile"
     run cbf_expectile_guided_g10 --planner guided --cbf-guidance 10 --model "$work/model_cbf_expectile"
+    run cbf_cost_conditioned --planner diffusion --model "$work/model_cbf_cost_return"
+    run cbf_cost_guided_g10 --planner guided --cbf-guidance 10 --model "$work/model_cbf_cost_return"
   done
 done
 echo "safety.sh: results in docs/results/safety"

@@ -17,6 +17,8 @@ variants = [("unconstrained", "unconstrained diffusion (return-conditioned)"),
             ("cbf_guided_filtered", "CBF-conditioned + guidance + CBF filter"),
             ("cbf_expectile", "CBF-conditioned, expectile return (eqs. 15-16)"),
             ("cbf_expectile_guided_g10", "CBF-conditioned, expectile return + CBF guidance, scale 10"),
+            ("cbf_cost_conditioned", "CBF-conditioned, cost label"),
+            ("cbf_cost_guided_g10", "CBF-conditioned, cost label + CBF guidance, scale 10"),
             ("nominal", "nominal controller")]
 
 

@@ -63,6 +63,33 @@ TEST_CASE("checkpoint: double model, metadata and extras round-trip bit-exactly"
   CHECK(files == 1);
 }
 
+TEST_CASE("checkpoint: a header check sees the metadata first and, by throwing, leaves the model untouched") {
+  const auto dir = testing::scratch_dir("ckpt_io_header_check");
+  Rng rng(21);
+  TwoLayer<double> net(3, 4, 2, rng);
+  Tensor<double> ema = rng.normal<double>({3});
+  nn::save_checkpoint(dir / "h.ckpt", nn::parameters_of<double>(net, "net"), {"TwoLayer", 42, {{"data", "abc"}}},
+                      {{"ema", &ema}});
+  Rng rng2(22);
+  TwoLayer<double> other(3, 4, 2, rng2);
+  const auto params = nn::parameters_of<double>(other, "net");
+  const auto before = snapshot(params);
+  Tensor<double> ema2({3});
+  std::string seen;
+  const auto refuse = [&](const nn::CheckpointMeta& m) {
+    seen = m.architecture + " " + std::to_string(m.step) + " " + m.metadata.at("data");
+    throw ConfigError("other data");
+  };
+  CHECK_THROWS_WITH_AS(nn::load_checkpoint(dir / "h.ckpt", params, {{"ema", &ema2}}, refuse), doctest::Contains("other data"), ConfigError);
+  CHECK(seen == "TwoLayer 42 abc");
+  CHECK(snapshot(params) == before);
+  CHECK(ema2.storage() == std::vector<double>(3, 0.0));
+  // A check that accepts lets the load go on.
+  nn::load_checkpoint(dir / "h.ckpt", params, {{"ema", &ema2}}, [](const nn::CheckpointMeta&) {});
+  CHECK(snapshot(params) == snapshot(nn::parameters_of<double>(net, "net")));
+  CHECK(ema2.storage() == ema.storage());
+}
+
 TEST_CASE("checkpoint: double checkpoint into a float model rounds each value") {
   const auto dir = testing::scratch_dir("ckpt_io_convert");
   Rng rng(5);

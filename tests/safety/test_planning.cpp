@@ -259,6 +259,37 @@ TEST_CASE("planning: the closed-loop diffusion planner acts reproducibly, and ru
     CHECK(report[key].get<double>() >= 0);
     CHECK(report[key].get<double>() <= 1);
   }
+  // With the dataset's environment named, also the share of agent windows without a dangerous step: for the
+  // real windows, the "cost" label of their recorded costs (the CDF normaliser's round trip may flip a step
+  // that lies on the boundary; none does here).
+  auto named = d;
+  named.meta = R"({"env": "double-integrator", "agents": 3, "obstacles": 2})";
+  const auto with_costs = mastars::diagnose(m, named, dopt)["generation"];
+  data::WindowOptions wo;
+  wo.horizon = cfg.diffusion.horizon, wo.pad = true;
+  const auto cut = data::make_windows(d, wo);  // the diffusion windows' order, with their origins
+  REQUIRE(cut.origin.dim(0) == windows.size());
+  double cost_free = 0;
+  for (index_t k : pick)
+    for (index_t a = 0; a < di.agents; ++a) {
+      const index_t e = static_cast<index_t>(cut.origin(k, 0)), s0 = static_cast<index_t>(cut.origin(k, 1));
+      bool ok = true;
+      for (index_t t = std::max<index_t>(s0, 1); t < std::min(s0 + cfg.diffusion.horizon, di.episode_length); ++t)
+        ok = ok && d.costs(e, t - 1, a) == 0.0f;
+      cost_free += ok ? 1.0 / double(pick.size() * di.agents) : 0.0;
+    }
+  MESSAGE("real windows without a dangerous step: ", cost_free);
+  CHECK(std::abs(with_costs["safe_windows_real"].get<double>() - cost_free) < 1e-12);
+  // Step 0 is the real first step pasted into every generated window (HistoryPrefix): its danger is the real one.
+  const auto& real_steps = with_costs["dangerous_by_step_real"];
+  REQUIRE(real_steps.size() == std::size_t(cfg.diffusion.horizon));
+  CHECK(with_costs["dangerous_by_step_generated"][0].get<double>() == real_steps[0].get<double>());
+  for (const char* key : {"safe_windows_generated", "safe_windows_generated_condition_0"}) {
+    REQUIRE_MESSAGE(with_costs.contains(key), key);
+    CHECK(with_costs[key].get<double>() >= 0);
+    CHECK(with_costs[key].get<double>() <= 1);
+  }
+  CHECK(!report.contains("safe_windows_real"));  // no environment in the meta: costs cannot be recomputed
   // Without the CBF the guided or filtered planners refuse to start.
   auto untrained = mastars::Model<float>::create(cfg, di.agents, di.obs_dim(), 2);
   untrained.fit_normalizers(d);

@@ -367,6 +367,26 @@ TEST_CASE("safety: datasets carry Definition 3 costs (double integrator behaviou
     const auto r = e.step(a);
     for (index_t i = 0; i < 4; ++i) REQUIRE(noisy.costs(7, t, i) == static_cast<float>(r.cost(0, i)));
   }
+  // Each agent's cost from its own observation: the environment's with every other agent seen (N = 4), a
+  // lower bound with only the 3 nearest seen (N = 8).
+  const Tensor<float> from_obs = env::double_integrator_costs_from_observations(noisy.next_observations, cfg);
+  CHECK(from_obs.shape() == noisy.costs.shape());
+  CHECK(same(from_obs, noisy.costs));
+  CHECK_THROWS_AS(env::double_integrator_costs_from_observations(noisy.observations.view().slice(3, 0, 20).contiguous(), cfg),
+                  ShapeError);
+  {
+    env::DoubleIntegratorConfig eight = cfg;
+    eight.agents = 8;
+    const auto d8 = env::collect_double_integrator(eight, 6, 4, o);
+    const Tensor<float> c8 = env::double_integrator_costs_from_observations(d8.next_observations, eight);
+    index_t missed = 0, spurious = 0, dangerous = 0;
+    for (index_t k = 0; k < c8.size(); ++k)
+      missed += c8[k] < d8.costs[k], spurious += c8[k] > d8.costs[k], dangerous += d8.costs[k] > 0;
+    MESSAGE("N = 8: ", missed, " of ", dangerous, " dangerous agent-steps are dangerous only through an unseen agent");
+    CHECK(spurious == 0);
+    CHECK(dangerous > 0);
+    CHECK(missed * 5 < dangerous);  // the dangerous neighbour is mostly among the 3 nearest
+  }
   o.behaviour = env::DoubleIntegratorBehaviour::Nominal;
   const auto nominal = env::collect_double_integrator(cfg, 12, 3, o);
   o.behaviour = env::DoubleIntegratorBehaviour::Random;

@@ -275,32 +275,37 @@ class Trainer {
   /// same schedule length and the same minibatch layout (batch_size, grad_accumulate), or the continued
   /// run would not be the one that was stopped.
   nn::CheckpointMeta resume(const std::filesystem::path& path) {
-    // Check the metadata first, so that a refused checkpoint leaves the model untouched.
-    const auto peek = nn::read_checkpoint_meta(path);
-    const auto get = [&](const char* key) -> std::string {
-      const auto it = peek.metadata.find(key);
-      require<FormatError>(it != peek.metadata.end(), path.string(), ": not a Trainer checkpoint, or one written before its '", key,
-                           "' entry existed (train again to resume)");
-      return it->second;
+    // The metadata is checked before any tensor is loaded, so that a refused checkpoint leaves the model untouched.
+    std::vector<index_t> logged_steps;
+    std::vector<double> logged_loss, seconds, interval;
+    std::string adam_step;
+    const auto check = [&](const nn::CheckpointMeta& peek) {
+      const auto get = [&](const char* key) -> std::string {
+        const auto it = peek.metadata.find(key);
+        require<FormatError>(it != peek.metadata.end(), path.string(), ": not a Trainer checkpoint, or one written before its '",
+                             key, "' entry existed (train again to resume)");
+        return it->second;
+      };
+      require<ConfigError>(get("diffusion_steps") == std::to_string(static_cast<index_t>(schedule_.num_steps())),
+                           path.string(), ": trained with ", get("diffusion_steps"), " diffusion steps, the schedule has ",
+                           schedule_.num_steps());
+      const auto same = [&](const char* key, const std::string& ours) {
+        require<ConfigError>(get(key) == ours, path.string(), ": its ", key, " is ", get(key), ", this trainer's is ", ours,
+                             "; resuming would not continue that run");
+      };
+      same("batch_size", std::to_string(opt_.batch_size));
+      same("grad_accumulate", std::to_string(opt_.grad_accumulate));
+      same("data", data_fingerprint_);
+      logged_steps = detail::split_numbers<index_t>(get("logged_steps"), path.string() + " logged_steps");
+      logged_loss = detail::split_numbers<double>(get("logged_loss"), path.string() + " logged_loss");
+      seconds = detail::split_numbers<double>(get("train_seconds"), path.string() + " train_seconds");
+      interval = detail::split_numbers<double>(get("loss_interval"), path.string() + " loss_interval");
+      require<FormatError>(logged_steps.size() == logged_loss.size() && seconds.size() == 1 && interval.size() == 2,
+                           path.string(), ": malformed logged loss curve");
+      adam_step = get("adam_step");
     };
-    require<ConfigError>(get("diffusion_steps") == std::to_string(static_cast<index_t>(schedule_.num_steps())),
-                         path.string(), ": trained with ", get("diffusion_steps"), " diffusion steps, the schedule has ",
-                         schedule_.num_steps());
-    const auto same = [&](const char* key, const std::string& ours) {
-      require<ConfigError>(get(key) == ours, path.string(), ": its ", key, " is ", get(key), ", this trainer's is ", ours,
-                           "; resuming would not continue that run");
-    };
-    same("batch_size", std::to_string(opt_.batch_size));
-    same("grad_accumulate", std::to_string(opt_.grad_accumulate));
-    same("data", data_fingerprint_);
-    auto logged_steps = detail::split_numbers<index_t>(get("logged_steps"), path.string() + " logged_steps");
-    auto logged_loss = detail::split_numbers<double>(get("logged_loss"), path.string() + " logged_loss");
-    const auto seconds = detail::split_numbers<double>(get("train_seconds"), path.string() + " train_seconds");
-    const auto interval = detail::split_numbers<double>(get("loss_interval"), path.string() + " loss_interval");
-    require<FormatError>(logged_steps.size() == logged_loss.size() && seconds.size() == 1 && interval.size() == 2, path.string(),
-                         ": malformed logged loss curve");
-    auto meta = nn::load_checkpoint(path, params_, extras());
-    adam_.set_step_count(std::stoll(get("adam_step")));
+    auto meta = nn::load_checkpoint(path, params_, extras(), check);
+    adam_.set_step_count(std::stoll(adam_step));
     step_ = static_cast<index_t>(meta.step);
     logged_steps_ = std::move(logged_steps);
     logged_loss_ = std::move(logged_loss);

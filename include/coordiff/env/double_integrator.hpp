@@ -221,6 +221,38 @@ class DoubleIntegratorEnv {
   Tensor<double> pos_, vel_, goal_, obstacles_;
 };
 
+/// The Definition 3 costs [N, H, A] of observation windows [N, H, A, obs_dim] (raw, not normalised), each
+/// agent's from its own observation, as the decentralised CBF sees it: the seen agents' relative positions
+/// and velocities and the seen obstacles (centre and radius). The closing speed and the distances are
+/// translation-invariant, so this equals the environment's cost when every other agent is seen (N <= 4);
+/// with more agents, pairs beyond the 3 nearest are not counted. For windows a model generated, it says
+/// whether the agent believes itself safe at each step.
+template <class T>
+Tensor<T> double_integrator_costs_from_observations(const Tensor<T>& w, const DoubleIntegratorConfig& cfg) {
+  cfg.validate();
+  const index_t K = cfg.neighbours(), J = cfg.seen_obstacles(), D = cfg.obs_dim();
+  require<ShapeError>(w.rank() == 4 && w.dim(2) == cfg.agents && w.dim(3) == D,
+                      "double_integrator_costs_from_observations: expected windows [N, H, ", cfg.agents, ", ", D, "], got ",
+                      to_string(w.shape()));
+  const index_t N = w.dim(0), H = w.dim(1), A = w.dim(2);
+  const auto rule = cfg.safe_distance();
+  Tensor<T> c({N, H, A});
+  std::vector<double> pos(static_cast<std::size_t>(2 * (K + 1)), 0.0), vel(pos.size(), 0.0);  // the agent itself at 0
+  std::vector<safety::Hazard> hazards(static_cast<std::size_t>(J));
+  for (index_t n = 0; n < N; ++n)
+    for (index_t t = 0; t < H; ++t)
+      for (index_t i = 0; i < A; ++i) {
+        const T* o = w.data() + ((n * H + t) * A + i) * D + 6;  // past p_i, v_i, g_i - p_i
+        for (index_t k = 0; k < K; ++k, o += 4) {
+          const auto at = static_cast<std::size_t>(2 * (k + 1));
+          pos[at] = o[0], pos[at + 1] = o[1], vel[at] = o[2], vel[at + 1] = o[3];
+        }
+        for (index_t m = 0; m < J; ++m, o += 3) hazards[static_cast<std::size_t>(m)] = {double(o[0]), double(o[1]), double(o[2])};
+        c(n, t, i) = safety::agent_margin(pos.data(), vel.data(), K + 1, 0, rule, hazards, cfg.agent_radius) < 0 ? T(1) : T(0);
+      }
+  return c;
+}
+
 /// Continuous-time LQR for one axis of the double integrator (x'' = u, cost integral of q_p x^2 + q_v v^2
 /// + r u^2): u = -(k_p x + k_d v) with k_p = sqrt(q_p / r), k_d = sqrt(q_v / r + 2 k_p), the closed-form
 /// solution of the algebraic Riccati equation.

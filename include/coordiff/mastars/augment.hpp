@@ -16,12 +16,14 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "coordiff/core/progress.hpp"
 #include "coordiff/diffusion/sampler.hpp"
+#include "coordiff/env/double_integrator.hpp"
 #include "coordiff/env/mpe/safe_spread.hpp"
 #include "coordiff/guidance/none.hpp"
 #include "coordiff/mastars/compositions.hpp"
@@ -93,11 +95,33 @@ inline std::string env_of(const std::string& meta) {
 }
 
 /// Whether the safety costs of windows of this environment can be recomputed from their observations.
-inline bool has_window_costs(const std::string& env) { return env == "safe-spread"; }
+inline bool has_window_costs(const std::string& env) { return env == "safe-spread" || env == "double-integrator"; }
 
-/// The safety costs [N, H, A] of raw observation windows [N, H, A, O] of such an environment.
-inline Tensor<float> window_costs(const std::string& env, const Tensor<float>& w) {
+/// The double integrator's configuration as `gen-data` records it in a dataset's meta (defaults for what is
+/// not there).
+inline env::DoubleIntegratorConfig double_integrator_config_of(const std::string& meta) {
+  env::DoubleIntegratorConfig cfg;
+  const auto j = nlohmann::json::parse(meta, nullptr, false);
+  if (!j.is_object()) return cfg;
+  const auto number = [](const nlohmann::json& o, const char* key, auto& into) {
+    if (o.contains(key) && o.at(key).is_number()) into = o.at(key).get<std::decay_t<decltype(into)>>();
+  };
+  number(j, "agents", cfg.agents);
+  number(j, "obstacles", cfg.obstacles);
+  if (j.contains("config") && j.at("config").is_object()) {
+    const auto& c = j.at("config");
+    number(c, "dt", cfg.dt), number(c, "max_accel", cfg.max_accel), number(c, "agent_radius", cfg.agent_radius);
+    number(c, "gap", cfg.gap), number(c, "obstacle_radius", cfg.obstacle_radius);
+  }
+  return cfg;
+}
+
+/// The safety costs [N, H, A] of raw observation windows [N, H, A, O] of a dataset (named by its meta) whose
+/// environment has_window_costs.
+inline Tensor<float> window_costs(const std::string& meta, const Tensor<float>& w) {
+  const std::string env = env_of(meta);
   require<ConfigError>(has_window_costs(env), "augment: no cost function for environment '", env, "'");
+  if (env == "double-integrator") return env::double_integrator_costs_from_observations(w, double_integrator_config_of(meta));
   return env::mpe::safe_spread_costs_from_observations(w);
 }
 
@@ -309,7 +333,7 @@ Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& d, Meth
   const bool with_costs = !d.costs.empty() && detail::has_window_costs(env_name);
   Tensor<float> gen_costs, acc_costs;
   if (with_costs) {
-    gen_costs = detail::window_costs(env_name, out.generated);
+    gen_costs = detail::window_costs(d.meta, out.generated);
     acc_costs = take_rows(gen_costs, accepted);
     o.costs = Tensor<float>({E + n_acc, T, A}, 0.0f);
     copy_front(d.costs, o.costs);
@@ -338,7 +362,7 @@ Augmentation augment(Model<float>& m, const data::OfflineDataset<float>& d, Meth
                            {"generated", detail::collision_rate(acc_raw, coll)},
                            {"distance", coll}};
   if (with_costs) {
-    const Tensor<float> orig_costs = detail::window_costs(env_name, out.original);
+    const Tensor<float> orig_costs = detail::window_costs(d.meta, out.original);
     r["cost"] = {{"original_picked", detail::window_cost_summary(orig_costs)},
                  {"original_of_accepted", detail::window_cost_summary(take_rows(orig_costs, accepted))},
                  {"generated_all", detail::window_cost_summary(gen_costs)},

@@ -11,10 +11,13 @@
 //               models with a CBF the fraction of agent windows that satisfy it (eq. 8 >= 0 with every step
 //               counted safe, the "barrier" window label; and h >= 0 alone), generated and real, and for
 //               (CBF, return)-conditioned models also generated with the CBF condition 0: whether the
-//               condition steers.
+//               condition steers; for datasets whose costs can be recomputed from observations (SafeSpread,
+//               the double integrator) the fraction of agent windows with no step in the dangerous set,
+//               generated (CBF condition 1 and 0) and real.
 // A model whose windows are not dynamically consistent cannot plan or augment well, whatever the guidance.
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -120,6 +123,14 @@ inline nlohmann::json diagnose(Model<float>& m, const data::OfflineDataset<float
     gj["kinematic_residual_generated"] = detail::kinematic_residual(m.obs_norm.unnormalize(g.samples), env::mpe::kDt);
     gj["kinematic_residual_real"] = detail::kinematic_residual(m.obs_norm.unnormalize(x0), env::mpe::kDt);
   }
+  // With the CBF condition: the same noise with the condition off, to see what the condition changes.
+  std::optional<Tensor<float>> off;
+  if (m.has_cbf() && m.config.safety.conditions_on_cbf()) {
+    batch.condition.value = m.condition_value(B, o.target, 0.0);
+    auto g0 = gen.generate(batch);
+    m.obs_norm.restore_constant_features(g0.samples);
+    off = std::move(g0.samples);
+  }
   if (m.has_cbf()) {
     const safety::CbfLossOptions co = m.cbf_options();
     // Shares of agent windows satisfying eq. 8 (h >= 0 and dh/dt + alpha h >= 0 throughout), and h >= 0 alone.
@@ -140,12 +151,31 @@ inline nlohmann::json diagnose(Model<float>& m, const data::OfflineDataset<float
     };
     rates(x0, "real");
     rates(g.samples, "generated");
-    if (m.config.safety.conditions_on_cbf()) {
-      batch.condition.value = m.condition_value(B, o.target, 0.0);  // the same noise, the CBF condition off
-      auto g0 = gen.generate(batch);
-      m.obs_norm.restore_constant_features(g0.samples);
-      rates(g0.samples, "generated_condition_0");
-    }
+    if (off) rates(*off, "generated_condition_0");
+  }
+  if (!d.costs.empty() && detail::has_window_costs(env)) {
+    // Shares of agent windows with no step in the dangerous set (Definition 3, from each agent's own
+    // observations): the "cost" label of the CBF condition, and the safety the planner is after.
+    const auto safe = [&](const Tensor<float>& w, const std::string& suffix) {
+      const Tensor<float> c = detail::window_costs(d.meta, m.obs_norm.unnormalize(w));
+      const index_t N = c.dim(0), H = c.dim(1);
+      index_t n_safe = 0;
+      std::vector<double> by_step(static_cast<std::size_t>(H), 0.0);  // share of agents in danger at step t
+      for (index_t b = 0; b < N; ++b)
+        for (index_t a = 0; a < A; ++a) {
+          bool ok = true;
+          for (index_t t = 0; t < H; ++t) {
+            ok = ok && c(b, t, a) == 0.0f;
+            by_step[static_cast<std::size_t>(t)] += c(b, t, a) / double(N * A);
+          }
+          n_safe += ok ? 1 : 0;
+        }
+      gj["safe_windows_" + suffix] = double(n_safe) / double(N * A);
+      gj["dangerous_by_step_" + suffix] = by_step;
+    };
+    safe(x0, "real");
+    safe(g.samples, "generated");
+    if (off) safe(*off, "generated_condition_0");
   }
   r["generation"] = gj;
   return r;

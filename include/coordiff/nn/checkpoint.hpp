@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -140,12 +141,16 @@ inline CheckpointMeta read_checkpoint_meta(const std::filesystem::path& path) {
 
 /// Loads into `model` (and `extra`), converting float <-> double. Throws FormatError for a damaged or
 /// foreign file and ShapeError/FormatError naming the first tensor that differs from the model.
+/// `check_header`, when given, sees the verified header before anything is written, so a caller can refuse
+/// a checkpoint by its metadata (by throwing) and leave the model untouched, reading the file once.
 template <class T>
 CheckpointMeta load_checkpoint(const std::filesystem::path& path, const ParameterList<T>& model,
-                               const NamedTensors<T>& extra = {}) {
+                               const NamedTensors<T>& extra = {},
+                               const std::function<void(const CheckpointMeta&)>& check_header = {}) {
   const std::string ctx = path.string();
   const auto bytes = io::read_file(path);
   auto [meta, c] = detail::open_checkpoint(bytes, ctx);
+  if (check_header) check_header(meta);
   const auto nmodel = c.u(4);
   const auto ntensors = c.u(4);
   if (nmodel > ntensors) throw FormatError(ctx + ": corrupt tensor counts");
