@@ -134,11 +134,6 @@ inline std::pair<CheckpointMeta, CkptCursor> open_checkpoint(const std::vector<u
 }
 }  // namespace detail
 
-/// The header (architecture, step, metadata) of a checkpoint, after checking the whole file's integrity.
-inline CheckpointMeta read_checkpoint_meta(const std::filesystem::path& path) {
-  return detail::open_checkpoint(io::read_file(path), path.string()).first;
-}
-
 /// Loads into `model` (and `extra`), converting float <-> double. Throws FormatError for a damaged or
 /// foreign file and ShapeError/FormatError naming the first tensor that differs from the model.
 /// `check_header`, when given, sees the verified header before anything is written, so a caller can refuse
