@@ -79,8 +79,8 @@ const char* kUsage =
     "                   [--eval-episodes M] [--jobs J] [--out results.md] [--records DIR] [--data-dir DIR] [--report-only 1]\n"
     "  coordiff plan --env double-integrator|safe-spread --planner diffusion|guided|filtered|guided-filtered|nominal|random\n"
     "                --episodes N --seed S --out R.json [--model DIR] [--agents N] [--obstacles M] [--episode-length T]\n"
-    "                [--sampling-steps K] [--target-return X] [--target-cbf X] [--guidance-weight W] [--cbf-guidance S]\n"
-    "                [--candidates M] [--batch B]\n"
+    "                [--sampling-steps K] [--spacing leading|trailing|linspace] [--target-return X] [--target-cbf X]\n"
+    "                [--guidance-weight W] [--cbf-guidance S] [--candidates M] [--batch B]\n"
     "  coordiff model-report --model DIR --dataset D.npz --out R.json [--windows N] [--ddim-steps K] [--target X] [--seed S]\n"
     "  coordiff inspect FILE.npz\n";
 

@@ -85,11 +85,14 @@ Policy clipped(Policy p, double bound) {
 int plan(int argc, char** argv) {
   const auto f = parse_flags(argc, argv, 2, {"env", "model", "planner", "episodes", "seed", "out", "agents", "obstacles",
                                              "episode-length", "sampling-steps", "target-return", "target-cbf",
-                                             "guidance-weight", "cbf-guidance", "candidates", "batch"});
+                                             "guidance-weight", "cbf-guidance", "candidates", "batch", "spacing"});
   const std::string env_name = required(f, "env"), planner = required(f, "planner"), out = required(f, "out");
   require<ConfigError>(env_name == "double-integrator" || env_name == "safe-spread",
                        "--env: plan runs double-integrator or safe-spread, got '", env_name, "'");
   const bool safe_spread = env_name == "safe-spread";
+  const std::string spacing = f.count("spacing") ? f.at("spacing") : "leading";
+  require<ConfigError>(spacing == "leading" || spacing == "trailing" || spacing == "linspace",
+                       "--spacing must be leading, trailing or linspace, got '", spacing, "'");
   const bool diffusion = planner != "nominal" && planner != "random";
   require<ConfigError>(!diffusion || planner == "diffusion" || planner == "guided" || planner == "filtered" ||
                            planner == "guided-filtered",
@@ -155,6 +158,8 @@ int plan(int argc, char** argv) {
     auto& m = *model;
     planning::PlanOptions o;
     o.sampling_steps = integer_flag(f, "sampling-steps", o.sampling_steps, 1);
+    o.spacing = spacing == "trailing" ? diffusion::Spacing::Trailing
+                : spacing == "linspace" ? diffusion::Spacing::Linspace : diffusion::Spacing::Leading;
     o.target_return = number_flag(f, "target-return", o.target_return);
     o.target_cbf = number_flag(f, "target-cbf", o.target_cbf);
     o.guidance_weight = number_flag(f, "guidance-weight", o.guidance_weight);
@@ -163,7 +168,7 @@ int plan(int argc, char** argv) {
     o.seed = seed;
     result["model"] = model_dir.string();
     result["condition"] = m.config.safety.conditions_on_cbf() ? "cbf_return" : "return";
-    result["options"] = {{"sampling_steps", o.sampling_steps}, {"target_return", o.target_return}, {"target_cbf", o.target_cbf},
+    result["options"] = {{"sampling_steps", o.sampling_steps}, {"spacing", spacing}, {"target_return", o.target_return}, {"target_cbf", o.target_cbf},
                          {"guidance_weight", o.guidance_weight >= 0 ? o.guidance_weight : m.config.diffusion.guidance_weight},
                          {"cbf_guidance", o.cbf_guidance}, {"candidates", o.candidates}};
     const auto with = [&]<class Guide, class Filter>() {

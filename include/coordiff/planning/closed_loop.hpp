@@ -32,6 +32,9 @@ namespace coordiff::planning {
 
 struct PlanOptions {
   index_t sampling_steps = 10;  ///< DDIM steps per plan (strided from the model's K)
+  /// Which levels the strided steps visit. Leading (k = i K/n) starts below K - 1 (at 90 of 100 for 10
+  /// steps), treating pure noise as a level that still holds signal; Trailing starts at K - 1.
+  diffusion::Spacing spacing = diffusion::Spacing::Leading;
   double target_return = 1.0;   ///< the return part of the condition (in units of returns_scale)
   double target_cbf = 1.0;      ///< the CBF part (models conditioned on it): 1 = "satisfies the CBF"
   double guidance_weight = -1;  ///< classifier-free weight; < 0 = the model's diffusion.guidance_weight
@@ -139,7 +142,7 @@ class DiffusionPlanner {
     const index_t K = m.config.diffusion.diffusion_steps;
     return PlanGenerator<Guide, Filter>({schedule::Cosine(K), mastars::NetworkRef(m.net), mask::HistoryPrefix{1}, order::Joint{},
                                          std::move(filter), std::move(guide)},
-                                        diffusion::TimestepPlan::strided(K, o.sampling_steps), so, o.seed);
+                                        diffusion::TimestepPlan::strided(K, o.sampling_steps, o.spacing), so, o.seed);
   }
 
   mastars::Model<float>& m_;
