@@ -91,8 +91,7 @@ int plan(int argc, char** argv) {
                        "--env: plan runs double-integrator or safe-spread, got '", env_name, "'");
   const bool safe_spread = env_name == "safe-spread";
   const std::string spacing = f.count("spacing") ? f.at("spacing") : "leading";
-  require<ConfigError>(spacing == "leading" || spacing == "trailing" || spacing == "linspace",
-                       "--spacing must be leading, trailing or linspace, got '", spacing, "'");
+  const diffusion::Spacing spacing_kind = diffusion::parse_spacing(spacing);  // refuses a bad --spacing up front
   const bool diffusion = planner != "nominal" && planner != "random";
   require<ConfigError>(!diffusion || planner == "diffusion" || planner == "guided" || planner == "filtered" ||
                            planner == "guided-filtered",
@@ -158,8 +157,7 @@ int plan(int argc, char** argv) {
     auto& m = *model;
     planning::PlanOptions o;
     o.sampling_steps = integer_flag(f, "sampling-steps", o.sampling_steps, 1);
-    o.spacing = spacing == "trailing" ? diffusion::Spacing::Trailing
-                : spacing == "linspace" ? diffusion::Spacing::Linspace : diffusion::Spacing::Leading;
+    o.spacing = spacing_kind;
     o.target_return = number_flag(f, "target-return", o.target_return);
     o.target_cbf = number_flag(f, "target-cbf", o.target_cbf);
     o.guidance_weight = number_flag(f, "guidance-weight", o.guidance_weight);

@@ -15,6 +15,7 @@
 
 using namespace coordiff;
 using diffusion::Spacing;
+using diffusion::parse_spacing;
 using diffusion::StepEvent;
 using diffusion::TimestepPlan;
 
@@ -99,6 +100,10 @@ TEST_CASE("TimestepPlan: full and strided spacings follow diffusers' definitions
   CHECK(TimestepPlan::strided(10, 4, Spacing::Trailing).levels() == std::vector<index_t>{9, 7, 4, 1});  // 7.5, 2.5 round to even
   CHECK(TimestepPlan::strided(10, 4, Spacing::Linspace).levels() == std::vector<index_t>{9, 6, 3, 0});
   CHECK(TimestepPlan::strided(10, 10, Spacing::Leading).levels() == TimestepPlan::full(10).levels());
+  CHECK(parse_spacing("leading") == Spacing::Leading);
+  CHECK(parse_spacing("trailing") == Spacing::Trailing);
+  CHECK(parse_spacing("linspace") == Spacing::Linspace);
+  CHECK_THROWS_WITH_AS(parse_spacing("Leading"), doctest::Contains("got 'Leading'"), ConfigError);
   CHECK_THROWS_AS(TimestepPlan::strided(10, 11), ConfigError);
   CHECK_THROWS_AS(TimestepPlan::from_levels(10, {5, 5}), ConfigError);
   CHECK_THROWS_AS(TimestepPlan::from_levels(10, {10}), ConfigError);

@@ -18,6 +18,14 @@ namespace coordiff::diffusion {
 /// round(K - i*K/n) - 1; Linspace = round of linspace(0, K-1, n).
 enum class Spacing { Leading, Trailing, Linspace };
 
+/// The spacing named by "leading", "trailing" or "linspace" (diffusers' names).
+inline Spacing parse_spacing(const std::string& name) {
+  if (name == "leading") return Spacing::Leading;
+  if (name == "trailing") return Spacing::Trailing;
+  require<ConfigError>(name == "linspace", "spacing must be leading, trailing or linspace, got '", name, "'");
+  return Spacing::Linspace;
+}
+
 struct StepEvent {
   index_t from = 0;  ///< level of the input
   index_t to = -1;   ///< level of the output (-1 = clean)
