@@ -14,6 +14,7 @@
 
 #include "coordiff/core/philox.hpp"
 #include "coordiff/env/double_integrator_collect.hpp"
+#include "coordiff/env/double_integrator_shield.hpp"
 #include "coordiff/env/mpe/safe_spread_behaviour.hpp"
 #include "coordiff/io/json_file.hpp"
 #include "coordiff/planning/closed_loop.hpp"
@@ -85,11 +86,16 @@ Policy clipped(Policy p, double bound) {
 int plan(int argc, char** argv) {
   const auto f = parse_flags(argc, argv, 2, {"env", "model", "planner", "episodes", "seed", "out", "agents", "obstacles",
                                              "episode-length", "sampling-steps", "target-return", "target-cbf",
-                                             "guidance-weight", "cbf-guidance", "candidates", "batch", "spacing"});
+                                             "guidance-weight", "cbf-guidance", "candidates", "batch", "spacing",
+                                             "shield"});
   const std::string env_name = required(f, "env"), planner = required(f, "planner"), out = required(f, "out");
   require<ConfigError>(env_name == "double-integrator" || env_name == "safe-spread",
                        "--env: plan runs double-integrator or safe-spread, got '", env_name, "'");
   const bool safe_spread = env_name == "safe-spread";
+  const long long shield = integer_flag(f, "shield", 0, 0);
+  require<ConfigError>(shield <= 1, "--shield must be 0 or 1, got ", shield);
+  require<ConfigError>(shield == 0 || !safe_spread, "--shield: the braking shield is for double-integrator dynamics; "
+                       "safe-spread's agents are damped MPE bodies");
   const std::string spacing = f.count("spacing") ? f.at("spacing") : "leading";
   const diffusion::Spacing spacing_kind = diffusion::parse_spacing(spacing);  // refuses a bad --spacing up front
   const bool diffusion = planner != "nominal" && planner != "random";
@@ -125,6 +131,16 @@ int plan(int argc, char** argv) {
                         ", the task has ", agents, " agents with observations ", obs_dim);
   }
 
+  // The braking shield (env/double_integrator_shield.hpp) on the evaluated planner's actions, when asked.
+  const auto shield_options = env::double_integrator_shield_options(cfg);
+  const auto shielded = [&](auto& e, Policy p) -> Policy {
+    if constexpr (std::is_same_v<std::decay_t<decltype(e)>, env::DoubleIntegratorEnv>)
+      if (shield)
+        return [&e, p = std::move(p), shield_options](const Tensor<double>& obs, index_t t) {
+          return env::double_integrator_shield(e, p(obs, t), shield_options);
+        };
+    return p;
+  };
   // Every episode of the task with make_policy(env) -> Policy.
   const auto run = [&](auto make_policy) {
     if (safe_spread)
@@ -135,7 +151,7 @@ int plan(int argc, char** argv) {
   };
   // The reference controllers: the behaviour data's nominal controller (LQR on the double integrator, the
   // landmark-assignment PD law on SafeSpread; both blind to the others and the obstacles) and uniform actions.
-  const auto nominal = run([&](auto& e) -> Policy {
+  const auto nominal_policy = [&](auto& e) -> Policy {
     if constexpr (std::is_same_v<std::decay_t<decltype(e)>, env::DoubleIntegratorEnv>) {
       const env::LqrGains gains = env::DoubleIntegratorCollectOptions{}.gains;
       return [&e, gains](const Tensor<double>&, index_t) { return env::nominal_actions(e, gains); };
@@ -143,16 +159,21 @@ int plan(int argc, char** argv) {
       const env::mpe::SafeSpreadBehaviourOptions k;
       return [k](const Tensor<double>& obs, index_t) { return env::mpe::safe_spread_nominal_actions(obs, k.kp, k.kd); };
     }
-  });
-  const auto random = run([&](auto&) { return uniform_policy(seed, bound); });
+  };
+  const auto random_policy = [&](auto&) -> Policy { return uniform_policy(seed, bound); };
+  const auto nominal = run(nominal_policy), random = run(random_policy);
   const double r_random = mean_of(random.returns), r_nominal = mean_of(nominal.returns);
 
   nlohmann::json result = {{"env", env_name}, {"planner", planner}, {"seed", seed}, {"agents", agents}, {"episode_length", T},
                            {"reference", {{"random_return", r_random}, {"nominal_return", r_nominal}}}};
   if (!safe_spread) result["obstacles"] = cfg.obstacles;
   planning::EpisodeStats stats;
+  result["shield"] = shield == 1;
   if (!diffusion) {
-    stats = planner == "nominal" ? nominal : random;
+    // The references above stay unshielded: they are the 0 and 100 of the normalised return.
+    if (!shield) stats = planner == "nominal" ? nominal : random;
+    else if (planner == "nominal") stats = run([&](auto& e) { return shielded(e, nominal_policy(e)); });
+    else stats = run([&](auto& e) { return shielded(e, random_policy(e)); });
   } else {
     auto& m = *model;
     planning::PlanOptions o;
@@ -170,15 +191,16 @@ int plan(int argc, char** argv) {
                          {"guidance_weight", o.guidance_weight >= 0 ? o.guidance_weight : m.config.diffusion.guidance_weight},
                          {"cbf_guidance", o.cbf_guidance}, {"candidates", o.candidates}};
     const auto with = [&]<class Guide, class Filter>() {
-      return run([&](auto&) {
+      return run([&](auto& e) {
         auto p = std::make_shared<planning::DiffusionPlanner<Guide, Filter>>(m, o);
-        return clipped(
+        Policy plan = clipped(
             [p, T](const Tensor<double>& obs, index_t t) {
               auto a = (*p)(obs, t);
               if ((t + 1) % 10 == 0 || t + 1 == T) std::cerr << "\rplan: step " << t + 1 << "/" << T << std::flush;
               return a;
             },
             bound);
+        return shielded(e, std::move(plan));
       });
     };
     using planning::CbfGuidance, planning::PlainGuidance;
@@ -192,7 +214,7 @@ int plan(int argc, char** argv) {
   result["result"] = summary(stats, r_random, r_nominal, std::min(batch, episodes));
   io::write_json_file(out, result);  // atomic
   const auto& r = result["result"];
-  std::cout << "plan " << planner << ": " << episodes << " episodes, safe " << 100 * r["safe_rate"].get<double>() << " %, cost "
+  std::cout << "plan " << planner << (shield ? " + shield" : "") << ": " << episodes << " episodes, safe " << 100 * r["safe_rate"].get<double>() << " %, cost "
             << r["mean_cost"].get<double>() << ", return " << r["mean_return"].get<double>() << " (normalised "
             << r["normalised_return"].get<double>() << "), " << r["plan_ms_per_step"].get<double>()
             << " ms per environment step; wrote " << out << "\n";
