@@ -12,13 +12,14 @@
 #                      by default)
 #                     [--train-steps N] (diffusion steps; other than the config's, the work and record folders get a
 #                      _steps<N> suffix). Diffusion training resumes from its checkpoint, so a stopped run continues.
-#                     [--rows "unconstrained cbf_conditioned ..."] (rows to run; default all)
+#                     [--rows "unconstrained cbf_conditioned ..."] (rows to run; default all; the *_shield rows add
+#                      the braking shield, plan --shield 1, on the double integrator)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 task=double-integrator; agents="4 8"; seeds="0 1 2"; episodes=100; data_episodes=""
 conditions="return cbf_return cbf_expectile"; train_steps=""
-all_rows="nominal unconstrained cbf_conditioned cbf_guided cbf_guided_g10 cbf_guided_filtered cbf_expectile cbf_expectile_guided_g10 cbf_cost_conditioned cbf_cost_guided_g10"
+all_rows="nominal unconstrained cbf_conditioned cbf_guided cbf_guided_g10 cbf_guided_filtered cbf_expectile cbf_expectile_guided_g10 cbf_cost_conditioned cbf_cost_guided_g10 nominal_shield unconstrained_shield cbf_conditioned_shield cbf_cost_conditioned_shield"
 rows=$all_rows
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -125,6 +126,13 @@ PY
     run cbf_expectile_guided_g10 --planner guided --cbf-guidance 10 --model "$work/model_cbf_expectile"
     run cbf_cost_conditioned --planner diffusion --model "$work/model_cbf_cost_return"
     run cbf_cost_guided_g10 --planner guided --cbf-guidance 10 --model "$work/model_cbf_cost_return"
+    # The braking shield (double integrator only): a model-based CBF-QP on every action, beyond paper 001.
+    if [ "$task" = double-integrator ]; then
+      run nominal_shield --planner nominal --shield 1
+      run unconstrained_shield --planner diffusion --shield 1 --model "$work/model_return"
+      run cbf_conditioned_shield --planner diffusion --shield 1 --model "$work/model_cbf_return"
+      run cbf_cost_conditioned_shield --planner diffusion --shield 1 --model "$work/model_cbf_cost_return"
+    fi
   done
 done
 echo "safety.sh: results in docs/results/safety"

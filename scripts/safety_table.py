@@ -19,7 +19,11 @@ variants = [("unconstrained", "unconstrained diffusion (return-conditioned)"),
             ("cbf_expectile_guided_g10", "CBF-conditioned, expectile return + CBF guidance, scale 10"),
             ("cbf_cost_conditioned", "CBF-conditioned, cost label"),
             ("cbf_cost_guided_g10", "CBF-conditioned, cost label + CBF guidance, scale 10"),
-            ("nominal", "nominal controller")]
+            ("nominal", "nominal controller"),
+            ("nominal_shield", "nominal controller + braking shield"),
+            ("unconstrained_shield", "unconstrained diffusion + braking shield"),
+            ("cbf_conditioned_shield", "CBF-conditioned (paper 001) + braking shield"),
+            ("cbf_cost_conditioned_shield", "CBF-conditioned, cost label + braking shield")]
 
 
 def cell(values, scale=1.0, digits=1):
@@ -48,7 +52,7 @@ def task_of(folder):
 tasks = sorted((t for t in map(task_of, root.iterdir()) if t), key=lambda t: t[0]) if root.is_dir() else []
 for _, name, team in tasks:
     for key, label in variants:
-        runs = sorted(team.glob(f"{key}_s*.json"))
+        runs = sorted(p for p in team.glob(f"{key}_s*.json") if re.fullmatch(rf"{key}_s\d+\.json", p.name))
         if not runs:
             continue
         rs = [json.loads(p.read_text()) for p in runs]
@@ -57,4 +61,4 @@ for _, name, team in tasks:
         print(f"| {name} | {label} | {seeds} ({res[0]['episodes']} ep.) | "
               f"{cell([x['safe_rate'] for x in res], 100)} | {cell([x['mean_cost'] for x in res], 1, 2)} | "
               f"{cell([x['normalised_return'] for x in res])} | "
-              f"{cell([x['plan_ms_per_step'] for x in res]) if key != 'nominal' else '—'} |")
+              f"{cell([x['plan_ms_per_step'] for x in res]) if not key.startswith('nominal') else '—'} |")
