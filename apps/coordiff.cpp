@@ -81,7 +81,7 @@ const char* kUsage =
     "                --episodes N --seed S --out R.json [--model DIR] [--agents N] [--obstacles M] [--episode-length T]\n"
     "                [--sampling-steps K] [--spacing leading|trailing|linspace] [--target-return X] [--target-cbf X]\n"
     "                [--guidance-weight W] [--cbf-guidance S] [--candidates M] [--batch B]\n"
-    "                [--shield 0|1 (double-integrator: the braking CBF shield on every action)]\n"
+    "                [--shield 0|1 (the braking CBF shield on every action)]\n"
     "  coordiff model-report --model DIR --dataset D.npz --out R.json [--windows N] [--ddim-steps K] [--target X] [--seed S]\n"
     "  coordiff inspect FILE.npz\n";
 

@@ -15,6 +15,7 @@
 #include "coordiff/core/philox.hpp"
 #include "coordiff/env/double_integrator_collect.hpp"
 #include "coordiff/env/double_integrator_shield.hpp"
+#include "coordiff/env/mpe/safe_spread_shield.hpp"
 #include "coordiff/env/mpe/safe_spread_behaviour.hpp"
 #include "coordiff/io/json_file.hpp"
 #include "coordiff/planning/closed_loop.hpp"
@@ -32,13 +33,16 @@ nlohmann::json summary(const planning::EpisodeStats& s, double random_return, do
   const double span = nominal_return - random_return;
   return {{"episodes", s.returns.size()},
           {"safe_rate", s.safe_rate()},
+          {"unsafe_start_rate", s.unsafe_start_rate()},
+          {"safe_rate_of_safe_starts", s.safe_rate_of_safe_starts()},
           {"mean_cost", mean_of(s.costs)},
           {"mean_return", R},
           {"normalised_return", std::abs(span) > 0 ? 100.0 * (R - random_return) / span : 0.0},
           {"plan_ms_per_step", s.steps > 0 ? 1e3 * s.plan_seconds / double(s.steps) / double(envs) : 0.0},
           {"plan_ms_per_batched_step", s.steps > 0 ? 1e3 * s.plan_seconds / double(s.steps) : 0.0},
           {"returns", s.returns},
-          {"costs", s.costs}};
+          {"costs", s.costs},
+          {"start_costs", s.start_costs}};
 }
 
 /// A policy of the closed loop: (observations [B, A, O], step) -> actions [B, A, 2].
@@ -58,6 +62,7 @@ planning::EpisodeStats run_all(MakeEnv make_env, index_t steps, index_t episodes
     const auto s = planning::run_closed_loop(e, policy, steps);
     all.returns.insert(all.returns.end(), s.returns.begin(), s.returns.end());
     all.costs.insert(all.costs.end(), s.costs.begin(), s.costs.end());
+    all.start_costs.insert(all.start_costs.end(), s.start_costs.begin(), s.start_costs.end());
     all.plan_seconds += s.plan_seconds;
     all.steps += s.steps;
   }
@@ -94,8 +99,6 @@ int plan(int argc, char** argv) {
   const bool safe_spread = env_name == "safe-spread";
   const long long shield = integer_flag(f, "shield", 0, 0);
   require<ConfigError>(shield <= 1, "--shield must be 0 or 1, got ", shield);
-  require<ConfigError>(shield == 0 || !safe_spread, "--shield: the braking shield is for double-integrator dynamics; "
-                       "safe-spread's agents are damped MPE bodies");
   const std::string spacing = f.count("spacing") ? f.at("spacing") : "leading";
   const diffusion::Spacing spacing_kind = diffusion::parse_spacing(spacing);  // refuses a bad --spacing up front
   const bool diffusion = planner != "nominal" && planner != "random";
@@ -131,15 +134,18 @@ int plan(int argc, char** argv) {
                         ", the task has ", agents, " agents with observations ", obs_dim);
   }
 
-  // The braking shield (env/double_integrator_shield.hpp) on the evaluated planner's actions, when asked.
-  const auto shield_options = env::double_integrator_shield_options(cfg);
+  // The braking shield (env/double_integrator_shield.hpp, env/mpe/safe_spread_shield.hpp) on the evaluated
+  // planner's actions, when asked.
   const auto shielded = [&](auto& e, Policy p) -> Policy {
+    if (!shield) return p;
     if constexpr (std::is_same_v<std::decay_t<decltype(e)>, env::DoubleIntegratorEnv>)
-      if (shield)
-        return [&e, p = std::move(p), shield_options](const Tensor<double>& obs, index_t t) {
-          return env::double_integrator_shield(e, p(obs, t), shield_options);
-        };
-    return p;
+      return [&e, p = std::move(p), o = env::double_integrator_shield_options(cfg)](const Tensor<double>& obs, index_t t) {
+        return env::double_integrator_shield(e, p(obs, t), o);
+      };
+    else
+      return [&e, p = std::move(p), o = env::mpe::safe_spread_shield_options()](const Tensor<double>& obs, index_t t) {
+        return env::mpe::safe_spread_shield(e, p(obs, t), o);
+      };
   };
   // Every episode of the task with make_policy(env) -> Policy.
   const auto run = [&](auto make_policy) {
@@ -218,6 +224,9 @@ int plan(int argc, char** argv) {
             << r["mean_cost"].get<double>() << ", return " << r["mean_return"].get<double>() << " (normalised "
             << r["normalised_return"].get<double>() << "), " << r["plan_ms_per_step"].get<double>()
             << " ms per environment step; wrote " << out << "\n";
+  if (r["unsafe_start_rate"].get<double>() > 0)
+    std::cout << "  " << 100 * r["unsafe_start_rate"].get<double>() << " % of the episodes start in the dangerous set; of the others "
+              << 100 * r["safe_rate_of_safe_starts"].get<double>() << " % are safe\n";
   return 0;
 }
 

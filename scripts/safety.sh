@@ -13,7 +13,7 @@
 #                     [--train-steps N] (diffusion steps; other than the config's, the work and record folders get a
 #                      _steps<N> suffix). Diffusion training resumes from its checkpoint, so a stopped run continues.
 #                     [--rows "unconstrained cbf_conditioned ..."] (rows to run; default all; the *_shield rows add
-#                      the braking shield, plan --shield 1, on the double integrator)
+#                      the braking shield, plan --shield 1)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -126,13 +126,11 @@ PY
     run cbf_expectile_guided_g10 --planner guided --cbf-guidance 10 --model "$work/model_cbf_expectile"
     run cbf_cost_conditioned --planner diffusion --model "$work/model_cbf_cost_return"
     run cbf_cost_guided_g10 --planner guided --cbf-guidance 10 --model "$work/model_cbf_cost_return"
-    # The braking shield (double integrator only): a model-based CBF-QP on every action, beyond paper 001.
-    if [ "$task" = double-integrator ]; then
-      run nominal_shield --planner nominal --shield 1
-      run unconstrained_shield --planner diffusion --shield 1 --model "$work/model_return"
-      run cbf_conditioned_shield --planner diffusion --shield 1 --model "$work/model_cbf_return"
-      run cbf_cost_conditioned_shield --planner diffusion --shield 1 --model "$work/model_cbf_cost_return"
-    fi
+    # The braking shield: a model-based CBF-QP on every action, beyond paper 001.
+    run nominal_shield --planner nominal --shield 1
+    run unconstrained_shield --planner diffusion --shield 1 --model "$work/model_return"
+    run cbf_conditioned_shield --planner diffusion --shield 1 --model "$work/model_cbf_return"
+    run cbf_cost_conditioned_shield --planner diffusion --shield 1 --model "$work/model_cbf_cost_return"
   done
 done
 echo "safety.sh: results in docs/results/safety"

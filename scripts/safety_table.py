@@ -2,7 +2,8 @@
 """Prints the markdown table of docs/safety.md from the plan results under docs/results/safety/N<agents>/
 (the double integrator) and docs/results/safety/safe_spread/, each with an optional _steps<S> suffix for
 models trained S diffusion steps (<variant>_s<seed>.json, written by scripts/safety.sh): per task and variant, mean +- std over the seeds found (population std), each seed's
-value of 100 or more episodes pooled into its mean."""
+value of 100 or more episodes pooled into its mean. "safe % of safe starts" leaves out the episodes whose
+reset state is already dangerous (recorded by plan since the shield; — in older records)."""
 import json
 import pathlib
 import re
@@ -34,8 +35,9 @@ def cell(values, scale=1.0, digits=1):
     return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
-print("| task | planner | seeds | safe episodes % | cost / episode | normalised return | plan ms / env step |")
-print("|---|---|---|---:|---:|---:|---:|")
+print("| task | planner | seeds | safe episodes % | safe % of safe starts | cost / episode | normalised return | "
+      "plan ms / env step |")
+print("|---|---|---|---:|---:|---:|---:|---:|")
 
 def task_of(folder):
     """(sort key, label, folder) of a results folder, or None for other folders."""
@@ -49,6 +51,19 @@ def task_of(folder):
     return (int(agents) if agents else 10**6, int(steps or 0)), label, folder
 
 
+def with_starts(team, seed, result):
+    """Adds the safe rate of safe starts to an older record from any record of the same task and seed that
+    has the episodes' start costs (the reset states depend only on the seed and the episode)."""
+    for p in sorted(team.glob(f"*_s{seed}.json")):
+        other = json.loads(p.read_text())["result"]
+        starts = other.get("start_costs")
+        if starts and len(starts) == len(result["costs"]):
+            kept = [c for c, s in zip(result["costs"], starts) if s == 0]
+            if kept:
+                result["safe_rate_of_safe_starts"] = sum(c == 0 for c in kept) / len(kept)
+            return
+
+
 tasks = sorted((t for t in map(task_of, root.iterdir()) if t), key=lambda t: t[0]) if root.is_dir() else []
 for _, name, team in tasks:
     for key, label in variants:
@@ -58,7 +73,12 @@ for _, name, team in tasks:
         rs = [json.loads(p.read_text()) for p in runs]
         seeds = ",".join(str(r["seed"]) for r in rs)
         res = [r["result"] for r in rs]
+        for r, x in zip(rs, res):
+            if "safe_rate_of_safe_starts" not in x:
+                with_starts(team, r["seed"], x)
         print(f"| {name} | {label} | {seeds} ({res[0]['episodes']} ep.) | "
-              f"{cell([x['safe_rate'] for x in res], 100)} | {cell([x['mean_cost'] for x in res], 1, 2)} | "
+              f"{cell([x['safe_rate'] for x in res], 100)} | "
+              f"{cell([x['safe_rate_of_safe_starts'] for x in res if 'safe_rate_of_safe_starts' in x], 100)} | "
+              f"{cell([x['mean_cost'] for x in res], 1, 2)} | "
               f"{cell([x['normalised_return'] for x in res])} | "
               f"{cell([x['plan_ms_per_step'] for x in res]) if not key.startswith('nominal') else '—'} |")

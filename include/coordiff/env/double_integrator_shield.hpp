@@ -34,13 +34,8 @@ inline Tensor<double> double_integrator_shield(const DoubleIntegratorEnv& e, con
   safety::PlanarView view;
   for (index_t b = 0; b < B; ++b)
     for (index_t i = 0; i < N; ++i) {
-      view.vx = v(b, i, 0), view.vy = v(b, i, 1);
-      view.neighbours.clear();
-      view.obstacles.clear();
-      for (index_t j = 0; j < N; ++j)
-        if (j != i)
-          view.neighbours.insert(view.neighbours.end(), {p(b, j, 0) - p(b, i, 0), p(b, j, 1) - p(b, i, 1),
-                                                          v(b, j, 0) - v(b, i, 0), v(b, j, 1) - v(b, i, 1)});
+      safety::start_view(i, N, [&](index_t j, index_t k) { return p(b, j, k); }, [&](index_t j, index_t k) { return v(b, j, k); },
+                         view);
       for (index_t m = 0; m < M; ++m)
         view.obstacles.insert(view.obstacles.end(), {c(b, m, 0) - p(b, i, 0), c(b, m, 1) - p(b, i, 1), e.config().obstacle_radius});
       const auto a = safety::braking_shield(view, {actions(b, i, 0), actions(b, i, 1)}, o);

@@ -155,6 +155,9 @@ class DiffusionPlanner {
 struct EpisodeStats {
   std::vector<double> returns;  ///< sum over steps of the agents' mean reward
   std::vector<double> costs;    ///< sum over steps and agents of the cost
+  /// Agents in the dangerous set in the reset state, before any action: a violation no policy can
+  /// prevent when the first step cannot leave the set (SafeSpread draws agents inside hazards).
+  std::vector<double> start_costs;
   double plan_seconds = 0;      ///< wall time in the policy, summed over steps (all environments at once)
   index_t steps = 0;
 
@@ -164,10 +167,23 @@ struct EpisodeStats {
     for (std::size_t e = 0; e < costs.size(); ++e) s += safe(e);
     return costs.empty() ? 0.0 : s / static_cast<double>(costs.size());
   }
+  /// The safe rate among the episodes whose reset state is safe (0 when there are none).
+  double safe_rate_of_safe_starts() const {
+    double n = 0, s = 0;
+    for (std::size_t e = 0; e < costs.size(); ++e)
+      if (start_costs[e] == 0) n += 1, s += safe(e);
+    return n > 0 ? s / n : 0.0;
+  }
+  double unsafe_start_rate() const {
+    double n = 0;
+    for (double c : start_costs) n += c > 0;
+    return start_costs.empty() ? 0.0 : n / static_cast<double>(start_costs.size());
+  }
 };
 
 /// Runs `steps` steps of every environment of `env` (already reset) with policy(obs [B, A, O], step) ->
-/// actions [B, A, U]; Env::step(actions) returns .obs, .reward [B, A] and .cost [B, A].
+/// actions [B, A, U]; Env::step(actions) returns .obs, .reward [B, A] and .cost [B, A], Env::costs() the
+/// present state's [B, A].
 template <class Env, class Policy>
 EpisodeStats run_closed_loop(Env& env, Policy&& policy, index_t steps) {
   EpisodeStats s;
@@ -175,6 +191,10 @@ EpisodeStats run_closed_loop(Env& env, Policy&& policy, index_t steps) {
   const index_t B = obs.dim(0), A = obs.dim(1);
   s.returns.assign(static_cast<std::size_t>(B), 0.0);
   s.costs.assign(static_cast<std::size_t>(B), 0.0);
+  s.start_costs.assign(static_cast<std::size_t>(B), 0.0);
+  const Tensor<double> start = env.costs();
+  for (index_t b = 0; b < B; ++b)
+    for (index_t a = 0; a < A; ++a) s.start_costs[static_cast<std::size_t>(b)] += start(b, a);
   for (index_t t = 0; t < steps; ++t) {
     const auto t0 = std::chrono::steady_clock::now();
     const Tensor<double> act = policy(obs, t);

@@ -10,12 +10,15 @@
 //     dh/dt = b (r^.w)/sqrt(2 b s) + (|w|^2 - (r^.w)^2)/d + r^.(a_i - a_j),
 //   and each agent of a pair takes half of the condition dh/dt + alpha h >= 0 (its neighbour, running the
 //   same shield, takes the other half); for a static obstacle (w = v_i, a_j = 0) the agent takes all of it.
+//   With linear drag (MPE: dv/dt = u - c v) each agent's acceleration is its command u less c v, so the
+//   relative one is u_i - u_j - c w: the drift gains -c (r^.w) and the QP's variable is the command u.
 // Every condition is a half-plane g.a >= c in the agent's own acceleration, so the filter is a QP in two
 // variables (min |a - a_ref|^2 over the half-planes and the box |a_x|, |a_y| <= a_max), solved exactly by
 // enumerating its candidate optima. This is a model-based layer beyond paper 001 (which uses a learned CBF
 // only to condition, guide and filter the generated plans): it needs the dynamics and the safe set.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -134,13 +137,14 @@ struct BrakingShieldOptions {
   double obstacle_clearance = 0.1;  ///< added to an obstacle's radius (the agent's radius)
   double margin = 0.03;     ///< extra distance on every kappa, for the time between two decisions
   double alpha = 3.0;       ///< class-K slope of dh/dt >= -alpha h, per second
+  double drag = 0.0;        ///< c of dv/dt = u - c v, per second (0: a pure double integrator)
 
   void validate() const {
     require<ConfigError>(max_accel > 0 && braking > 0 && braking <= 2 * max_accel && stopped_gap >= 0 &&
-                             obstacle_clearance >= 0 && margin >= 0 && alpha > 0,
+                             obstacle_clearance >= 0 && margin >= 0 && alpha > 0 && drag >= 0,
                          "BrakingShieldOptions: need max_accel > 0, 0 < braking <= 2 max_accel, stopped_gap, "
-                         "obstacle_clearance, margin >= 0 and alpha > 0; got ",
-                         max_accel, ", ", braking, ", ", stopped_gap, ", ", obstacle_clearance, ", ", margin, ", ", alpha);
+                         "obstacle_clearance, margin, drag >= 0 and alpha > 0; got ",
+                         max_accel, ", ", braking, ", ", stopped_gap, ", ", obstacle_clearance, ", ", margin, ", ", drag, ", ", alpha);
   }
 };
 
@@ -166,8 +170,8 @@ inline BrakingBarrier braking_barrier(double rx, double ry, double wx, double wy
   }
   const double radial = ux * wx + uy * wy, root = std::sqrt(2 * o.braking * s);
   out.h = root + radial;
-  // dh/dt = drift + r^.a_i - r^.a_j;  share of (drift + alpha h) + r^.a_i >= 0 for the agent.
-  const double drift = o.braking * radial / root + (wx * wx + wy * wy - radial * radial) / d;
+  // dh/dt = drift + r^.u_i - r^.u_j;  share of (drift + alpha h) + r^.u_i >= 0 for the agent.
+  const double drift = o.braking * radial / root + (wx * wx + wy * wy - radial * radial) / d - o.drag * radial;
   out.condition = {ux, uy, -share * (drift + o.alpha * out.h)};
   return out;
 }
@@ -179,6 +183,19 @@ struct PlanarView {
   std::vector<double> neighbours;  ///< 4 per neighbour: dx, dy, dvx, dvy
   std::vector<double> obstacles;   ///< 3 per obstacle: dx, dy, radius
 };
+
+/// Starts agent i's view among n agents whose positions and velocities are pos(j, axis), vel(j, axis):
+/// its velocity and every other agent relative to it; the obstacles are left for the caller to add.
+template <class Position, class Velocity>
+void start_view(std::int64_t i, std::int64_t n, const Position& pos, const Velocity& vel, PlanarView& view) {
+  view.vx = vel(i, 0), view.vy = vel(i, 1);
+  view.neighbours.clear();
+  view.obstacles.clear();
+  for (std::int64_t j = 0; j < n; ++j)
+    if (j != i)
+      view.neighbours.insert(view.neighbours.end(), {pos(j, 0) - pos(i, 0), pos(j, 1) - pos(i, 1), vel(j, 0) - vel(i, 0),
+                                                      vel(j, 1) - vel(i, 1)});
+}
 
 /// The shielded acceleration of one agent.
 inline PlanarAccel braking_shield(const PlanarView& view, PlanarAccel want, const BrakingShieldOptions& o) {
