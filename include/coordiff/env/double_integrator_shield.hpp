@@ -25,23 +25,16 @@ inline safety::BrakingShieldOptions double_integrator_shield_options(const Doubl
 /// Shielded actions [B, N, 2] for the actions [B, N, 2] a policy chose in the environment's present state.
 inline Tensor<double> double_integrator_shield(const DoubleIntegratorEnv& e, const Tensor<double>& actions,
                                                const safety::BrakingShieldOptions& o) {
-  o.validate();
-  const index_t B = e.batch(), N = e.agents(), M = e.config().obstacles;
-  require_shape(actions.shape(), {B, N, 2}, "double_integrator_shield: actions");
-  require_finite(actions, "double_integrator_shield actions");
-  const Tensor<double>&p = e.positions(), &v = e.velocities(), &c = e.obstacle_centres();
-  Tensor<double> out(actions.shape());
-  safety::PlanarView view;
-  for (index_t b = 0; b < B; ++b)
-    for (index_t i = 0; i < N; ++i) {
-      safety::start_view(i, N, [&](index_t j, index_t k) { return p(b, j, k); }, [&](index_t j, index_t k) { return v(b, j, k); },
-                         view);
-      for (index_t m = 0; m < M; ++m)
-        view.obstacles.insert(view.obstacles.end(), {c(b, m, 0) - p(b, i, 0), c(b, m, 1) - p(b, i, 1), e.config().obstacle_radius});
-      const auto a = safety::braking_shield(view, {actions(b, i, 0), actions(b, i, 1)}, o);
-      out(b, i, 0) = a.x, out(b, i, 1) = a.y;
-    }
-  return out;
+  require_shape(actions.shape(), {e.batch(), e.agents(), 2}, "double_integrator_shield: actions");
+  const Tensor<double>&p = e.positions(), &c = e.obstacle_centres();
+  const double radius = e.config().obstacle_radius;
+  const index_t M = e.config().obstacles;
+  return safety::shield_actions(p, e.velocities(), actions, 1.0, o, "double_integrator_shield",
+                                [&](index_t b, index_t i, safety::PlanarView& view) {
+                                  for (index_t m = 0; m < M; ++m)
+                                    view.obstacles.insert(view.obstacles.end(),
+                                                          {c(b, m, 0) - p(b, i, 0), c(b, m, 1) - p(b, i, 1), radius});
+                                });
 }
 
 }  // namespace coordiff::env

@@ -20,9 +20,11 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "coordiff/core/error.hpp"
+#include "coordiff/core/tensor.hpp"
 
 namespace coordiff::safety {
 
@@ -210,6 +212,32 @@ inline PlanarAccel braking_shield(const PlanarView& view, PlanarAccel want, cons
         braking_barrier(-m[0], -m[1], view.vx, view.vy, m[2] + o.obstacle_clearance + o.margin, 1.0, o).condition);
   }
   return closest_admissible(want, conditions, o.max_accel);
+}
+
+/// The shield on a batch: shielded actions [B, N, 2] for actions [B, N, 2] in action units (the command is
+/// scale * action) of the N agents that are the first N entities of pos and vel [B, E, 2]; every other
+/// agent is a neighbour, and add_obstacles(b, i, view) appends what agent i of environment b sees as
+/// obstacles. `where` names the caller in errors.
+template <class AddObstacles>
+Tensor<double> shield_actions(const Tensor<double>& pos, const Tensor<double>& vel, const Tensor<double>& actions,
+                              double scale, const BrakingShieldOptions& o, const std::string& where,
+                              AddObstacles&& add_obstacles) {
+  o.validate();
+  const index_t B = pos.dim(0), N = actions.rank() == 3 ? actions.dim(1) : 0;
+  require_shape(actions.shape(), {B, N, 2}, where + ": actions");
+  require<ShapeError>(N <= pos.dim(1), where, ": ", N, " agents' actions for ", pos.dim(1), " entities");
+  require_finite(actions, where + " actions");
+  Tensor<double> out(actions.shape());
+  PlanarView view;
+  for (index_t b = 0; b < B; ++b)
+    for (index_t i = 0; i < N; ++i) {
+      start_view(i, N, [&](index_t j, index_t k) { return pos(b, j, k); }, [&](index_t j, index_t k) { return vel(b, j, k); },
+                 view);
+      add_obstacles(b, i, view);
+      const auto u = braking_shield(view, {scale * actions(b, i, 0), scale * actions(b, i, 1)}, o);
+      out(b, i, 0) = u.x / scale, out(b, i, 1) = u.y / scale;
+    }
+  return out;
 }
 
 }  // namespace coordiff::safety

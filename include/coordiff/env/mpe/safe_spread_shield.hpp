@@ -32,24 +32,14 @@ inline safety::BrakingShieldOptions safe_spread_shield_options() {
 inline Tensor<double> safe_spread_shield(const SafeSpreadEnv& e, const Tensor<double>& actions,
                                          const safety::BrakingShieldOptions& o) {
   using S = SafeSpreadScenario;
-  o.validate();
-  const index_t B = e.batch(), N = S::kAgents;
-  require_shape(actions.shape(), {B, N, 2}, "safe_spread_shield: actions");
-  require_finite(actions, "safe_spread_shield actions");
-  const double scale = S::entities()[0].force_scale;  // command per unit of action
-  const Tensor<double>&p = e.positions(), &v = e.velocities();
-  Tensor<double> out(actions.shape());
-  safety::PlanarView view;
-  for (index_t b = 0; b < B; ++b)
-    for (index_t i = 0; i < N; ++i) {
-      safety::start_view(i, N, [&](index_t j, index_t k) { return p(b, j, k); }, [&](index_t j, index_t k) { return v(b, j, k); },
-                         view);
-      for (index_t h = S::kEntities - S::kHazards; h < S::kEntities; ++h)
-        view.obstacles.insert(view.obstacles.end(), {p(b, h, 0) - p(b, i, 0), p(b, h, 1) - p(b, i, 1), S::kHazardRadius});
-      const auto u = safety::braking_shield(view, {scale * actions(b, i, 0), scale * actions(b, i, 1)}, o);
-      out(b, i, 0) = u.x / scale, out(b, i, 1) = u.y / scale;
-    }
-  return out;
+  require_shape(actions.shape(), {e.batch(), S::kAgents, 2}, "safe_spread_shield: actions");
+  const Tensor<double>& p = e.positions();
+  return safety::shield_actions(p, e.velocities(), actions, S::entities()[0].force_scale, o, "safe_spread_shield",
+                                [&](index_t b, index_t i, safety::PlanarView& view) {
+                                  for (index_t h = S::kEntities - S::kHazards; h < S::kEntities; ++h)
+                                    view.obstacles.insert(view.obstacles.end(), {p(b, h, 0) - p(b, i, 0),
+                                                                                 p(b, h, 1) - p(b, i, 1), S::kHazardRadius});
+                                });
 }
 
 }  // namespace coordiff::env::mpe
