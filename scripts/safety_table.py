@@ -4,6 +4,7 @@
 models trained S diffusion steps (<variant>_s<seed>.json, written by scripts/safety.sh): per task and variant, mean +- std over the seeds found (population std), each seed's
 value of 100 or more episodes pooled into its mean. "safe % of safe starts" leaves out the episodes whose
 reset state is already dangerous (recorded by plan since the shield; — in older records)."""
+import functools
 import json
 import pathlib
 import re
@@ -51,17 +52,24 @@ def task_of(folder):
     return (int(agents) if agents else 10**6, int(steps or 0)), label, folder
 
 
-def with_starts(team, seed, result):
-    """Adds the safe rate of safe starts to an older record from any record of the same task and seed that
-    has the episodes' start costs (the reset states depend only on the seed and the episode)."""
+@functools.lru_cache(maxsize=None)
+def recorded_starts(team, seed, episodes):
+    """The episodes' start costs from any record of the task and seed that has them for this many episodes
+    (the reset states depend only on the seed and the episode), or None."""
     for p in sorted(team.glob(f"*_s{seed}.json")):
-        other = json.loads(p.read_text())["result"]
-        starts = other.get("start_costs")
-        if starts and len(starts) == len(result["costs"]):
-            kept = [c for c, s in zip(result["costs"], starts) if s == 0]
-            if kept:
-                result["safe_rate_of_safe_starts"] = sum(c == 0 for c in kept) / len(kept)
-            return
+        starts = json.loads(p.read_text())["result"].get("start_costs")
+        if starts and len(starts) == episodes:
+            return tuple(starts)
+    return None
+
+
+def with_starts(team, seed, result):
+    """Adds the safe rate of safe starts to an older record that lacks it."""
+    starts = recorded_starts(team, seed, len(result["costs"]))
+    if starts:
+        kept = [c for c, s in zip(result["costs"], starts) if s == 0]
+        if kept:
+            result["safe_rate_of_safe_starts"] = sum(c == 0 for c in kept) / len(kept)
 
 
 tasks = sorted((t for t in map(task_of, root.iterdir()) if t), key=lambda t: t[0]) if root.is_dir() else []

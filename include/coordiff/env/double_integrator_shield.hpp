@@ -25,11 +25,10 @@ inline safety::BrakingShieldOptions double_integrator_shield_options(const Doubl
 /// Shielded actions [B, N, 2] for the actions [B, N, 2] a policy chose in the environment's present state.
 inline Tensor<double> double_integrator_shield(const DoubleIntegratorEnv& e, const Tensor<double>& actions,
                                                const safety::BrakingShieldOptions& o) {
-  require_shape(actions.shape(), {e.batch(), e.agents(), 2}, "double_integrator_shield: actions");
   const Tensor<double>&p = e.positions(), &c = e.obstacle_centres();
   const double radius = e.config().obstacle_radius;
   const index_t M = e.config().obstacles;
-  return safety::shield_actions(p, e.velocities(), actions, 1.0, o, "double_integrator_shield",
+  return safety::shield_actions(p, e.velocities(), e.agents(), actions, 1.0, o, "double_integrator_shield",
                                 [&](index_t b, index_t i, safety::PlanarView& view) {
                                   for (index_t m = 0; m < M; ++m)
                                     view.obstacles.insert(view.obstacles.end(),

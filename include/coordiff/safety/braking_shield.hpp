@@ -215,15 +215,15 @@ inline PlanarAccel braking_shield(const PlanarView& view, PlanarAccel want, cons
 }
 
 /// The shield on a batch: shielded actions [B, N, 2] for actions [B, N, 2] in action units (the command is
-/// scale * action) of the N agents that are the first N entities of pos and vel [B, E, 2]; every other
-/// agent is a neighbour, and add_obstacles(b, i, view) appends what agent i of environment b sees as
-/// obstacles. `where` names the caller in errors.
+/// scale * action) of the N = `agents` agents that are the first N entities of pos and vel [B, E, 2];
+/// every other agent is a neighbour, and add_obstacles(b, i, view) appends what agent i of environment b
+/// sees as obstacles. `where` names the caller in errors.
 template <class AddObstacles>
-Tensor<double> shield_actions(const Tensor<double>& pos, const Tensor<double>& vel, const Tensor<double>& actions,
-                              double scale, const BrakingShieldOptions& o, const std::string& where,
-                              AddObstacles&& add_obstacles) {
+Tensor<double> shield_actions(const Tensor<double>& pos, const Tensor<double>& vel, index_t agents,
+                              const Tensor<double>& actions, double scale, const BrakingShieldOptions& o,
+                              const std::string& where, AddObstacles&& add_obstacles) {
   o.validate();
-  const index_t B = pos.dim(0), N = actions.rank() == 3 ? actions.dim(1) : 0;
+  const index_t B = pos.dim(0), N = agents;
   require_shape(actions.shape(), {B, N, 2}, where + ": actions");
   require<ShapeError>(N <= pos.dim(1), where, ": ", N, " agents' actions for ", pos.dim(1), " entities");
   require_finite(actions, where + " actions");

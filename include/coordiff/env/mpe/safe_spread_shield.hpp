@@ -32,9 +32,9 @@ inline safety::BrakingShieldOptions safe_spread_shield_options() {
 inline Tensor<double> safe_spread_shield(const SafeSpreadEnv& e, const Tensor<double>& actions,
                                          const safety::BrakingShieldOptions& o) {
   using S = SafeSpreadScenario;
-  require_shape(actions.shape(), {e.batch(), S::kAgents, 2}, "safe_spread_shield: actions");
   const Tensor<double>& p = e.positions();
-  return safety::shield_actions(p, e.velocities(), actions, S::entities()[0].force_scale, o, "safe_spread_shield",
+  return safety::shield_actions(p, e.velocities(), S::kAgents, actions, S::entities()[0].force_scale, o,
+                                "safe_spread_shield",
                                 [&](index_t b, index_t i, safety::PlanarView& view) {
                                   for (index_t h = S::kEntities - S::kHazards; h < S::kEntities; ++h)
                                     view.obstacles.insert(view.obstacles.end(), {p(b, h, 0) - p(b, i, 0),
