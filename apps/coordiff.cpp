@@ -82,6 +82,7 @@ const char* kUsage =
     "                [--sampling-steps K] [--spacing leading|trailing|linspace] [--target-return X] [--target-cbf X]\n"
     "                [--guidance-weight W] [--cbf-guidance S] [--candidates M] [--batch B]\n"
     "                [--shield 0|1 (the braking CBF shield on every action)]\n"
+    "                [--cbf-shield 0|1 (the model's learned CBF as a CBF-QP shield; needs --model)]\n"
     "  coordiff model-report --model DIR --dataset D.npz --out R.json [--windows N] [--ddim-steps K] [--target X] [--seed S]\n"
     "  coordiff inspect FILE.npz\n";
 

@@ -19,6 +19,7 @@
 #include "coordiff/env/mpe/safe_spread_behaviour.hpp"
 #include "coordiff/io/json_file.hpp"
 #include "coordiff/planning/closed_loop.hpp"
+#include "coordiff/planning/model_cbf_shield.hpp"
 #include "cli_flags.hpp"
 #include "commands.hpp"
 
@@ -92,13 +93,16 @@ int plan(int argc, char** argv) {
   const auto f = parse_flags(argc, argv, 2, {"env", "model", "planner", "episodes", "seed", "out", "agents", "obstacles",
                                              "episode-length", "sampling-steps", "target-return", "target-cbf",
                                              "guidance-weight", "cbf-guidance", "candidates", "batch", "spacing",
-                                             "shield"});
+                                             "shield", "cbf-shield"});
   const std::string env_name = required(f, "env"), planner = required(f, "planner"), out = required(f, "out");
   require<ConfigError>(env_name == "double-integrator" || env_name == "safe-spread",
                        "--env: plan runs double-integrator or safe-spread, got '", env_name, "'");
   const bool safe_spread = env_name == "safe-spread";
   const long long shield = integer_flag(f, "shield", 0, 0);
   require<ConfigError>(shield <= 1, "--shield must be 0 or 1, got ", shield);
+  const long long cbf_shield = integer_flag(f, "cbf-shield", 0, 0);
+  require<ConfigError>(cbf_shield <= 1, "--cbf-shield must be 0 or 1, got ", cbf_shield);
+  require<ConfigError>(!(shield && cbf_shield), "--shield 1 and --cbf-shield 1: give one of the two shields");
   const std::string spacing = f.count("spacing") ? f.at("spacing") : "leading";
   const diffusion::Spacing spacing_kind = diffusion::parse_spacing(spacing);  // refuses a bad --spacing up front
   const bool diffusion = planner != "nominal" && planner != "random";
@@ -123,20 +127,28 @@ int plan(int argc, char** argv) {
   const double bound = safe_spread ? 1.0 : cfg.max_accel;  // the actions' range
   const index_t episodes = integer_flag(f, "episodes", 100, 1), batch = integer_flag(f, "batch", 100, 1);
   const auto seed = static_cast<std::uint64_t>(integer_flag(f, "seed", 0, 0));
-  // The model first, so that a bad --model fails before any episode runs.
+  // The model first, so that a bad --model fails before any episode runs. The learned-CBF shield uses the
+  // model's CBF, so it needs one for every planner.
   std::optional<mastars::Model<float>> model;
   std::filesystem::path model_dir;
-  if (diffusion) {
+  if (diffusion || cbf_shield) {
     model_dir = required(f, "model");
     model = mastars::Model<float>::load(model_dir);
     require<ShapeError>(model->agents == agents && model->obs_dim == obs_dim && model->act_dim == 2, "--model ",
                         model_dir.string(), ": the model is for ", model->agents, " agents with observations ", model->obs_dim,
                         ", the task has ", agents, " agents with observations ", obs_dim);
+    require<ConfigError>(!cbf_shield || model->has_cbf(), "--cbf-shield 1: the model ", model_dir.string(),
+                         " has no trained CBF (train it on a dataset with costs)");
   }
 
-  // The braking shield (env/double_integrator_shield.hpp, env/mpe/safe_spread_shield.hpp) on the evaluated
-  // planner's actions, when asked.
+  // The braking shield (env/double_integrator_shield.hpp, env/mpe/safe_spread_shield.hpp) or the model's
+  // learned CBF as a CBF-QP shield (planning/model_cbf_shield.hpp) on the evaluated planner's actions, when asked.
   const auto shielded = [&](auto& e, Policy p) -> Policy {
+    if (cbf_shield)
+      return [&e, &m = *model, p = std::move(p), o = planning::model_cbf_shield_options(*model, bound)](const Tensor<double>& obs,
+                                                                                                     index_t t) {
+        return planning::model_cbf_shield(e, m, obs, p(obs, t), o);
+      };
     if (!shield) return p;
     if constexpr (std::is_same_v<std::decay_t<decltype(e)>, env::DoubleIntegratorEnv>)
       return [&e, p = std::move(p), o = env::double_integrator_shield_options(cfg)](const Tensor<double>& obs, index_t t) {
@@ -175,9 +187,11 @@ int plan(int argc, char** argv) {
   if (!safe_spread) result["obstacles"] = cfg.obstacles;
   planning::EpisodeStats stats;
   result["shield"] = shield == 1;
+  result["cbf_shield"] = cbf_shield == 1;
+  if (model) result["model"] = model_dir.string();
   if (!diffusion) {
     // The references above stay unshielded: they are the 0 and 100 of the normalised return.
-    if (!shield) stats = planner == "nominal" ? nominal : random;
+    if (!shield && !cbf_shield) stats = planner == "nominal" ? nominal : random;
     else if (planner == "nominal") stats = run([&](auto& e) { return shielded(e, nominal_policy(e)); });
     else stats = run([&](auto& e) { return shielded(e, random_policy(e)); });
   } else {
@@ -191,7 +205,6 @@ int plan(int argc, char** argv) {
     o.cbf_guidance = number_flag(f, "cbf-guidance", o.cbf_guidance);
     o.candidates = integer_flag(f, "candidates", o.candidates, 1);
     o.seed = seed;
-    result["model"] = model_dir.string();
     result["condition"] = m.config.safety.conditions_on_cbf() ? "cbf_return" : "return";
     result["options"] = {{"sampling_steps", o.sampling_steps}, {"spacing", spacing}, {"target_return", o.target_return}, {"target_cbf", o.target_cbf},
                          {"guidance_weight", o.guidance_weight >= 0 ? o.guidance_weight : m.config.diffusion.guidance_weight},
@@ -220,7 +233,7 @@ int plan(int argc, char** argv) {
   result["result"] = summary(stats, r_random, r_nominal, std::min(batch, episodes));
   io::write_json_file(out, result);  // atomic
   const auto& r = result["result"];
-  std::cout << "plan " << planner << (shield ? " + shield" : "") << ": " << episodes << " episodes, safe " << 100 * r["safe_rate"].get<double>() << " %, cost "
+  std::cout << "plan " << planner << (shield ? " + shield" : cbf_shield ? " + CBF shield" : "") << ": " << episodes << " episodes, safe " << 100 * r["safe_rate"].get<double>() << " %, cost "
             << r["mean_cost"].get<double>() << ", return " << r["mean_return"].get<double>() << " (normalised "
             << r["normalised_return"].get<double>() << "), " << r["plan_ms_per_step"].get<double>()
             << " ms per environment step; wrote " << out << "\n";
