@@ -83,6 +83,7 @@ const char* kUsage =
     "                [--guidance-weight W] [--cbf-guidance S] [--candidates M] [--batch B]\n"
     "                [--shield 0|1 (the braking CBF shield on every action)]\n"
     "                [--cbf-shield 0|1 (the model's learned CBF as a CBF-QP shield; needs --model)]\n"
+    "                [--cbf-shield-alpha A] [--cbf-shield-margin M] (its condition dh/dt + A h >= M; default: the CBF's)\n"
     "  coordiff model-report --model DIR --dataset D.npz --out R.json [--windows N] [--ddim-steps K] [--target X] [--seed S]\n"
     "  coordiff inspect FILE.npz\n";
 

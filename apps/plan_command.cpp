@@ -93,7 +93,7 @@ int plan(int argc, char** argv) {
   const auto f = parse_flags(argc, argv, 2, {"env", "model", "planner", "episodes", "seed", "out", "agents", "obstacles",
                                              "episode-length", "sampling-steps", "target-return", "target-cbf",
                                              "guidance-weight", "cbf-guidance", "candidates", "batch", "spacing",
-                                             "shield", "cbf-shield"});
+                                             "shield", "cbf-shield", "cbf-shield-alpha", "cbf-shield-margin"});
   const std::string env_name = required(f, "env"), planner = required(f, "planner"), out = required(f, "out");
   require<ConfigError>(env_name == "double-integrator" || env_name == "safe-spread",
                        "--env: plan runs double-integrator or safe-spread, got '", env_name, "'");
@@ -140,13 +140,23 @@ int plan(int argc, char** argv) {
     require<ConfigError>(!cbf_shield || model->has_cbf(), "--cbf-shield 1: the model ", model_dir.string(),
                          " has no trained CBF (train it on a dataset with costs)");
   }
+  // The learned-CBF shield's condition (dh/dt + alpha h >= margin): the CBF's own training values unless given.
+  safety::CbfQpShieldOptions cbf_shield_options;
+  if (cbf_shield) {
+    cbf_shield_options = planning::model_cbf_shield_options(*model, bound);
+    cbf_shield_options.condition.alpha = number_flag(f, "cbf-shield-alpha", cbf_shield_options.condition.alpha);
+    cbf_shield_options.condition.margin = number_flag(f, "cbf-shield-margin", cbf_shield_options.condition.margin);
+    cbf_shield_options.validate();
+  } else {
+    for (const char* k : {"cbf-shield-alpha", "cbf-shield-margin"})
+      require<ConfigError>(!f.count(k), "--", k, " is for --cbf-shield 1");
+  }
 
   // The braking shield (env/double_integrator_shield.hpp, env/mpe/safe_spread_shield.hpp) or the model's
   // learned CBF as a CBF-QP shield (planning/model_cbf_shield.hpp) on the evaluated planner's actions, when asked.
   const auto shielded = [&](auto& e, Policy p) -> Policy {
     if (cbf_shield)
-      return [&e, &m = *model, p = std::move(p), o = planning::model_cbf_shield_options(*model, bound)](const Tensor<double>& obs,
-                                                                                                     index_t t) {
+      return [&e, &m = *model, p = std::move(p), o = cbf_shield_options](const Tensor<double>& obs, index_t t) {
         return planning::model_cbf_shield(e, m, obs, p(obs, t), o);
       };
     if (!shield) return p;
@@ -188,6 +198,11 @@ int plan(int argc, char** argv) {
   planning::EpisodeStats stats;
   result["shield"] = shield == 1;
   result["cbf_shield"] = cbf_shield == 1;
+  if (cbf_shield)
+    result["cbf_shield_condition"] = {{"alpha", cbf_shield_options.condition.alpha},
+                                      {"margin", cbf_shield_options.condition.margin},
+                                      {"dt", cbf_shield_options.condition.dt},
+                                      {"iterations", cbf_shield_options.iterations}};
   if (model) result["model"] = model_dir.string();
   if (!diffusion) {
     // The references above stay unshielded: they are the 0 and 100 of the normalised return.

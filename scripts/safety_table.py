@@ -25,7 +25,9 @@ variants = [("unconstrained", "unconstrained diffusion (return-conditioned)"),
             ("nominal_shield", "nominal controller + braking shield"),
             ("unconstrained_shield", "unconstrained diffusion + braking shield"),
             ("cbf_conditioned_shield", "CBF-conditioned (paper 001) + braking shield"),
-            ("cbf_cost_conditioned_shield", "CBF-conditioned, cost label + braking shield")]
+            ("cbf_cost_conditioned_shield", "CBF-conditioned, cost label + braking shield"),
+            ("nominal_cbf_shield", "nominal controller + learned-CBF shield"),
+            ("cbf_conditioned_cbf_shield", "CBF-conditioned (paper 001) + learned-CBF shield")]
 
 
 def cell(values, scale=1.0, digits=1):
@@ -89,4 +91,4 @@ for _, name, team in tasks:
               f"{cell([x['safe_rate_of_safe_starts'] for x in res if 'safe_rate_of_safe_starts' in x], 100)} | "
               f"{cell([x['mean_cost'] for x in res], 1, 2)} | "
               f"{cell([x['normalised_return'] for x in res])} | "
-              f"{cell([x['plan_ms_per_step'] for x in res]) if not key.startswith('nominal') else '—'} |")
+              f"{cell([x['plan_ms_per_step'] for x in res]) if key != 'nominal' and key != 'nominal_shield' else '—'} |")
