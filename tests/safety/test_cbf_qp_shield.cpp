@@ -11,6 +11,7 @@
 #include "coordiff/mastars/training.hpp"
 #include "coordiff/planning/model_cbf_shield.hpp"
 #include "coordiff/safety/cbf_qp_shield.hpp"
+#include "support/safe_model.hpp"
 
 using namespace coordiff;
 
@@ -195,13 +196,8 @@ TEST_CASE("model_cbf_shield moves the agents that break the learned CBF's condit
   env::DoubleIntegratorCollectOptions co;
   co.parallel = 4;
   const auto d = env::collect_double_integrator(di, 8, 7, co);
-  mastars::Config cfg;
-  cfg.diffusion.horizon = 4, cfg.diffusion.dim = 16, cfg.diffusion.dim_mults = {1, 2}, cfg.diffusion.groups = 4;
-  cfg.auxiliary.hidden = 16;
-  cfg.safety.condition = "cbf_return", cfg.safety.cbf_hidden = 16, cfg.safety.cbf_steps = 200;
-  auto m = mastars::Model<float>::create(cfg, di.agents, di.obs_dim(), 2);
-  m.fit_normalizers(d);
-  mastars::train_barrier(m, d);
+  auto m = testing::toy_safe_model(d, 16, 200);
+  const mastars::Config cfg = m.config;
   REQUIRE(m.has_cbf());
   env::DoubleIntegratorEnv e(16, di);
   e.reset(5);

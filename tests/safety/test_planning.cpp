@@ -16,6 +16,7 @@
 #include "coordiff/guidance/cost_gradient.hpp"
 #include "coordiff/mastars/training.hpp"
 #include "coordiff/planning/closed_loop.hpp"
+#include "support/safe_model.hpp"
 #include "coordiff/safety/cbf_data.hpp"
 
 using namespace coordiff;
@@ -218,14 +219,8 @@ TEST_CASE("planning: the closed-loop diffusion planner acts reproducibly, and ru
   env::DoubleIntegratorCollectOptions co;
   co.parallel = 4;
   const auto d = env::collect_double_integrator(di, 4, 7, co);
-  mastars::Config cfg;
-  cfg.diffusion.horizon = 4, cfg.diffusion.dim = 16, cfg.diffusion.dim_mults = {1, 2}, cfg.diffusion.groups = 4;
-  cfg.diffusion.kernel_size = 3, cfg.diffusion.diffusion_steps = 10, cfg.diffusion.returns_scale = 10;
-  cfg.auxiliary.hidden = 16;
-  cfg.safety.condition = "cbf_return", cfg.safety.cbf_hidden = 8, cfg.safety.cbf_steps = 5;
-  auto m = mastars::Model<float>::create(cfg, di.agents, di.obs_dim(), 2);
-  m.fit_normalizers(d);
-  mastars::train_barrier(m, d);
+  auto m = testing::toy_safe_model(d, 8, 5);
+  const mastars::Config cfg = m.config;
   REQUIRE(m.has_cbf());
   planning::PlanOptions o;
   o.sampling_steps = 3, o.candidates = 2, o.seed = 5;
