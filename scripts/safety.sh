@@ -20,7 +20,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 task=double-integrator; agents="4 8"; seeds="0 1 2"; episodes=100; data_episodes=""
 conditions="return cbf_return cbf_expectile"; train_steps=""
-all_rows="nominal unconstrained cbf_conditioned cbf_guided cbf_guided_g10 cbf_guided_filtered cbf_expectile cbf_expectile_guided_g10 cbf_cost_conditioned cbf_cost_guided_g10 nominal_shield unconstrained_shield cbf_conditioned_shield cbf_cost_conditioned_shield nominal_cbf_shield cbf_conditioned_cbf_shield"
+all_rows="nominal unconstrained cbf_conditioned cbf_guided cbf_guided_g10 cbf_guided_filtered cbf_expectile cbf_expectile_guided_g10 cbf_cost_conditioned cbf_cost_guided_g10 nominal_shield unconstrained_shield cbf_conditioned_shield cbf_cost_conditioned_shield nominal_cbf_shield unconstrained_cbf_shield cbf_conditioned_cbf_shield"
 rows=$all_rows
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -134,6 +134,7 @@ PY
     run cbf_cost_conditioned_shield --planner diffusion --shield 1 --model "$work/model_cbf_cost_return"
     # The model's learned CBF as a CBF-QP shield on every action (every model of a task has the same CBF).
     run nominal_cbf_shield --planner nominal --cbf-shield 1 --model "$work/model_cbf_return"
+    run unconstrained_cbf_shield --planner diffusion --cbf-shield 1 --model "$work/model_return"
     run cbf_conditioned_cbf_shield --planner diffusion --cbf-shield 1 --model "$work/model_cbf_return"
   done
 done

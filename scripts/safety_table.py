@@ -27,6 +27,7 @@ variants = [("unconstrained", "unconstrained diffusion (return-conditioned)"),
             ("cbf_conditioned_shield", "CBF-conditioned (paper 001) + braking shield"),
             ("cbf_cost_conditioned_shield", "CBF-conditioned, cost label + braking shield"),
             ("nominal_cbf_shield", "nominal controller + learned-CBF shield"),
+            ("unconstrained_cbf_shield", "unconstrained diffusion + learned-CBF shield"),
             ("cbf_conditioned_cbf_shield", "CBF-conditioned (paper 001) + learned-CBF shield")]
 
 
