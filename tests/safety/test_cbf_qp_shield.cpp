@@ -100,7 +100,7 @@ TEST_CASE("cbf_qp_shield keeps a head-on pair apart with a disc barrier on their
     for (index_t k = 0; k < 2; ++k) z(0, 0, k) = q(0, 0, k) - q(0, 1, k), z(0, 1, k) = q(0, 1, k) - q(0, 0, k);
     return z;
   };
-  double closest_plain = 1e9, closest_shielded = 1e9;
+  double closest[2] = {1e9, 1e9};  // unshielded, shielded
   for (bool shield : {false, true}) {
     Tensor<double> q = p;
     for (int t = 0; t < 40; ++t) {
@@ -118,14 +118,12 @@ TEST_CASE("cbf_qp_shield keeps a head-on pair apart with a disc barrier on their
         CHECK(h_next >= h - dt * o.condition.alpha * h - 1e-9);
       }
       q = moved(q, a, dt);
-      closest_plain = shield ? closest_plain : std::min(closest_plain, std::hypot(q(0, 0, 0) - q(0, 1, 0), q(0, 0, 1) - q(0, 1, 1)));
-      closest_shielded =
-          shield ? std::min(closest_shielded, std::hypot(q(0, 0, 0) - q(0, 1, 0), q(0, 0, 1) - q(0, 1, 1))) : closest_shielded;
+      closest[shield] = std::min(closest[shield], std::hypot(q(0, 0, 0) - q(0, 1, 0), q(0, 0, 1) - q(0, 1, 1)));
     }
     if (shield) CHECK(q(0, 0, 0) > 0.5);  // deflected around the other, not frozen
   }
-  CHECK(closest_plain < radius);
-  CHECK(closest_shielded >= radius);
+  CHECK(closest[0] < radius);
+  CHECK(closest[1] >= radius);
 }
 
 TEST_CASE("cbf_qp_shield through the double integrator's own step keeps an agent out of an obstacle with the braking barrier") {
@@ -209,9 +207,7 @@ TEST_CASE("model_cbf_shield moves the agents that break the learned CBF's condit
   // Eq. 12's shortfall max(0, gamma - dh/dt - alpha h) of each agent after one step in which it takes
   // `mine` and every other agent its planned action (the shield's view of the step).
   const auto normalised = [&](const Tensor<double>& x) {
-    Tensor<float> f(x.shape());
-    for (index_t k = 0; k < x.size(); ++k) f[k] = static_cast<float>(x[k]);
-    return m.obs_norm.normalize(f).reshape({x.dim(0) * x.dim(1), x.dim(2)});
+    return m.normalize_observations(x).reshape({x.dim(0) * x.dim(1), x.dim(2)});
   };
   const auto h_now = m.barrier.values(normalised(e.observations()));
   const auto shortfall = [&](const Tensor<double>& mine) {

@@ -112,6 +112,13 @@ struct Model {
     act_norm = data::CdfNormalizer::fit(d.actions, kNormalizerPoints);
   }
 
+  /// Raw environment observations [..., obs_dim] (double, as environments step) mapped to [-1, 1] in T.
+  Tensor<T> normalize_observations(const Tensor<double>& raw) const {
+    Tensor<T> x(raw.shape());
+    for (index_t k = 0; k < raw.size(); ++k) x[k] = static_cast<T>(raw[k]);
+    return obs_norm.normalize(x);
+  }
+
   /// The dataset with observations, next observations and actions mapped to [-1, 1].
   data::OfflineDataset<T> normalized(const data::OfflineDataset<T>& d) const {
     require_compatible(d, "normalized");

@@ -72,9 +72,7 @@ class DiffusionPlanner {
                         "observations [B, ", m_.agents, ", ", m_.obs_dim, "], got ", to_string(obs.shape()));
     require_finite(obs, "DiffusionPlanner observations");
     const index_t B = obs.dim(0), A = m_.agents, O = m_.obs_dim, H = m_.config.diffusion.horizon, M = candidates();
-    Tensor<float> o32(obs.shape());
-    for (index_t i = 0; i < obs.size(); ++i) o32[i] = static_cast<float>(obs[i]);
-    const Tensor<float> on = m_.obs_norm.normalize(o32);
+    const Tensor<float> on = m_.normalize_observations(obs);
     diffusion::Batch<float> batch;
     batch.data = Tensor<float>({B * M, H, A, O}, 0.0f);
     for (index_t b = 0; b < B * M; ++b)

@@ -26,16 +26,11 @@ Tensor<double> model_cbf_shield(const Env& e, const mastars::Model<float>& m, co
   require<ConfigError>(m.has_cbf(), "model_cbf_shield: the model has no trained CBF (train it on a dataset with costs)");
   require<ShapeError>(obs.rank() == 3 && obs.dim(1) == m.agents && obs.dim(2) == m.obs_dim, "model_cbf_shield: expected "
                       "observations [B, ", m.agents, ", ", m.obs_dim, "], got ", to_string(obs.shape()));
-  const auto normalised = [&](const Tensor<double>& x) {
-    Tensor<float> f(x.shape());
-    for (index_t k = 0; k < x.size(); ++k) f[k] = static_cast<float>(x[k]);
-    return m.obs_norm.normalize(f);
-  };
   const auto predict = [&](const Tensor<double>& a) {
     Env next = e;
-    return normalised(next.step(a).obs);
+    return m.normalize_observations(next.step(a).obs);
   };
-  return safety::cbf_qp_shield<float>(m.barrier, normalised(obs), actions, predict, o, "model_cbf_shield");
+  return safety::cbf_qp_shield<float>(m.barrier, m.normalize_observations(obs), actions, predict, o, "model_cbf_shield");
 }
 
 }  // namespace coordiff::planning
